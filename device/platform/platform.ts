@@ -25,7 +25,10 @@ export interface ByteLink {
   write(data: Uint8Array): void;
   /** Installs the receiver; bytes arrive in chunks of any size. */
   onData(cb: (data: Uint8Array) => void): void;
-  /** Called with true when a host connects (cable, BLE central) and false when it goes. */
+  /**
+   * Called with true when a host connects (cable, BLE central) and false when it goes. A target
+   * calls it at once with the current state when it is installed, if a host is already there.
+   */
   onConnection(cb: (connected: boolean) => void): void;
 }
 
