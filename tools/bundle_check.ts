@@ -1,6 +1,7 @@
 // Checks a built firmware bundle against the engine subset (tools/engine_subset/rules.ts): the
 // bundle is what the engines run, bundler helpers included, so this is the last word on what
-// ships. Library: checkBundle(code, fileName). CLI: tsx tools/bundle_check.ts <bundle.js>...
+// ships. Library: checkBundle(code, fileName[, { module }]).
+// CLI: tsx tools/bundle_check.ts [--module] <bundle.js>...
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import * as acorn from "acorn";
@@ -134,7 +135,7 @@ function getDispatch(): Dispatch {
 
 // ---------------------------------------------------------------- scopes
 
-type BindingKind = "var" | "let" | "const" | "class" | "function" | "param" | "catch" | "self";
+type BindingKind = "var" | "let" | "const" | "class" | "function" | "param" | "catch" | "self" | "import";
 
 interface Binding {
   kind: BindingKind;
@@ -297,10 +298,12 @@ class ScopeAnalysis {
         this.refs.push({ id: node, scope, typeofOperand: false });
         return;
       case "FunctionDeclaration": {
-        const name = (node.id as AstNode).name as string;
-        this.declare(scope, name, "function", node);
-        // Annex B: in a sloppy script a function declared in a block is also a var of the function.
-        if (scope.fn !== scope) this.declare(scope.fn, name, "function", node);
+        if (isNode(node.id)) {
+          const name = node.id.name as string;
+          this.declare(scope, name, "function", node);
+          // Annex B: in a sloppy script a function declared in a block is also a var of the function.
+          if (scope.fn !== scope) this.declare(scope.fn, name, "function", node);
+        }
         this.fn(node, scope);
         return;
       }
@@ -309,8 +312,24 @@ class ScopeAnalysis {
         this.fn(node, scope);
         return;
       case "ClassDeclaration":
-        this.declare(scope, (node.id as AstNode).name as string, "class", node);
+        if (isNode(node.id)) this.declare(scope, node.id.name as string, "class", node);
         this.cls(node, scope);
+        return;
+      case "ImportDeclaration":
+        for (const spec of node.specifiers as AstNode[]) {
+          this.declare(scope, (spec.local as AstNode).name as string, "import", node);
+        }
+        return;
+      case "ExportNamedDeclaration":
+        if (isNode(node.declaration)) this.visit(node.declaration, scope);
+        else if (!isNode(node.source)) {
+          for (const spec of node.specifiers as AstNode[]) this.visit(spec.local as AstNode, scope);
+        }
+        return;
+      case "ExportDefaultDeclaration":
+        this.visit(node.declaration as AstNode, scope);
+        return;
+      case "ExportAllDeclaration":
         return;
       case "ClassExpression":
         this.cls(node, scope);
@@ -403,8 +422,16 @@ function sourceExcerpt(lineText: string, column: number): string {
   return (from > 0 ? "..." : "") + lineText.slice(from, to) + (to < lineText.length ? "..." : "");
 }
 
+export interface CheckOptions {
+  /**
+   * Parse as an ES module (a bundle whose engine-provided imports stay imports, as for Moddable).
+   * Default: a plain script, as Espruino and xsnap evaluate it, where `import`/`export` do not parse.
+   */
+  module?: boolean;
+}
+
 /** Checks one bundle; returns its violations sorted by position (an empty list when it is clean). */
-export function checkBundle(code: string, fileName: string): Violation[] {
+export function checkBundle(code: string, fileName: string, options: CheckOptions = {}): Violation[] {
   const lines = code.split(/\r\n|\r|\n/);
   const at = (rule: string, message: string, line: number, column0: number): Violation => ({
     file: fileName,
@@ -419,7 +446,7 @@ export function checkBundle(code: string, fileName: string): Violation[] {
   try {
     program = acorn.parse(code, {
       ecmaVersion: "latest",
-      sourceType: "script",
+      sourceType: options.module === true ? "module" : "script",
       locations: true,
       allowHashBang: true,
     }) as unknown as AstNode;
@@ -488,9 +515,11 @@ export function checkBundle(code: string, fileName: string): Violation[] {
 
 // ---------------------------------------------------------------- CLI
 
-function main(files: string[]): number {
+function main(args: string[]): number {
+  const module = args.includes("--module");
+  const files = args.filter((a) => a !== "--module");
   if (files.length === 0) {
-    console.error("usage: tsx tools/bundle_check.ts <bundle.js>...");
+    console.error("usage: tsx tools/bundle_check.ts [--module] <bundle.js>...");
     return 2;
   }
   let failed = false;
@@ -503,7 +532,7 @@ function main(files: string[]): number {
       failed = true;
       continue;
     }
-    const violations = checkBundle(code, file);
+    const violations = checkBundle(code, file, { module });
     if (violations.length === 0) {
       console.log(`bundle check: ${file} ok (${Buffer.byteLength(code)} bytes)`);
       continue;

@@ -217,14 +217,13 @@ describe("journal API", () => {
     for (const seq of written) assert.ok(bytesEqual(j.read(seq), payload(seq, 0, 40)));
     // Acking the whole oldest page lets the next append reclaim it, and only it.
     assert.equal(j.ack(4), JOURNAL_OK);
-    assert.equal(appendLen(j, 40), written.length + 1);
-    assert.equal(appendLen(j, 40), written.length + 2);
+    for (let i = 1; i <= 4; i++) assert.equal(appendLen(j, 40), written.length + i);
     assert.equal(appendLen(j, 40), JOURNAL_FULL);
     const r = openJournal(flash);
     for (let seq = 1; seq <= 4; seq++) assert.equal(r.read(seq), null);
-    for (let seq = 5; seq <= written.length + 2; seq++) assert.ok(bytesEqual(r.read(seq), payload(seq, 0, 40)));
+    for (let seq = 5; seq <= written.length + 4; seq++) assert.ok(bytesEqual(r.read(seq), payload(seq, 0, 40)));
     assert.equal(r.ackedSeq(), 4);
-    assert.equal(r.backlog(), written.length - 2);
+    assert.equal(r.backlog(), written.length);
     assert.equal(flash.reprogrammedBytes, 0);
   });
 
@@ -375,6 +374,7 @@ type Op =
   | { k: "append"; len: number }
   | { k: "ack"; back: number } // ack(last returned seq - back)
   | { k: "ackRaw"; seq: number }
+  | { k: "ackOldest" } // ack(the first unacknowledged seq)
   | { k: "compact" }
   | { k: "reopen" }
   | { k: "fill"; len: number }; // append until JOURNAL_FULL
@@ -457,6 +457,9 @@ function runScript(flash: SimFlash, ops: Op[], m: Model): Journal {
         break;
       case "ackRaw":
         modelAck(j, m, op.seq);
+        break;
+      case "ackOldest":
+        modelAck(j, m, j.nextUnacked(0));
         break;
       case "compact":
         count(m, `compacted${j.compact()}`);
@@ -555,7 +558,7 @@ function crashScript(): Op[] {
   ops.push({ k: "ack", back: 6 }, { k: "ack", back: 2 }, { k: "ackRaw", seq: 100000 }, { k: "append", len: 300 });
   // Full journal: fill, ack a little (pending), then enough to free the oldest pages.
   ops.push({ k: "fill", len: 0 });
-  ops.push({ k: "ack", back: 150 }, { k: "fill", len: 0 }, { k: "ack", back: 120 }, { k: "ack", back: 100 });
+  ops.push({ k: "ackOldest" }, { k: "ack", back: 150 }, { k: "fill", len: 0 }, { k: "ack", back: 120 }, { k: "ack", back: 100 });
   ops.push({ k: "fill", len: 33 }, { k: "ack", back: 0 }, { k: "compact" });
   // After the wrap: more traffic, then everything acknowledged and compacted.
   for (let i = 0; i < 10; i++) {
@@ -572,15 +575,16 @@ describe("journal power cuts", () => {
     const clean = newFlash(1);
     const cm = newModel();
     runScript(clean, ops, cm);
-    verifyRecovery(clean, cm, "no cut");
     const total = clean.steps;
+    const cleanErases = clean.eraseCounts();
+    verifyRecovery(clean, cm, "no cut");
     const results = Object.fromEntries(cm.results);
     // The script reaches every interesting state.
     for (const what of ["full", "tooLarge", "badAck", "ackPending", "ackOk"]) {
       assert.ok((results[what] ?? 0) > 0, `script never gave ${what}: ${JSON.stringify(results)}`);
     }
-    assert.ok(cm.maxReturned > 300, `${cm.maxReturned} records`);
-    assert.ok(Math.min(...clean.eraseCounts()) >= 2, `every page erased at least twice: ${clean.eraseCounts()}`);
+    assert.ok(cm.maxReturned > 150, `${cm.maxReturned} records`);
+    assert.ok(Math.min(...cleanErases) >= 2, `every page erased at least twice: ${cleanErases}`);
 
     const t0 = Date.now();
     let cuts = 0;
@@ -592,6 +596,7 @@ describe("journal power cuts", () => {
       try {
         runScript(flash, ops, m);
         assert.equal(k, total, `the script ended before cut ${k} of ${total}`);
+        flash.disarmPowerCut();
       } catch (e) {
         if (!(e instanceof PowerCut)) throw e;
         cuts++;
@@ -638,6 +643,7 @@ describe("journal power cuts", () => {
       try {
         modelAck(cj, mk, ackTo);
         cj.compact();
+        flash.disarmPowerCut();
       } catch (e) {
         if (!(e instanceof PowerCut)) throw e;
         cuts++;

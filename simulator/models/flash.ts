@@ -4,9 +4,9 @@
 //
 // Power-cut accounting ("steps"): every programmed byte is one step and every page erase is ONE
 // step. `armPowerCut(k)` lets exactly k more steps complete; the next step is interrupted:
-//   - inside program(): the bytes before it are programmed, the byte at the cut gets a random
-//     (seeded) subset of the bits it should clear cleared (possibly none, possibly all), later
-//     bytes are untouched;
+//   - inside program(): the bytes before it are programmed, the byte at the cut is, at random
+//     (seeded): untouched (1 in 4), fully programmed (1 in 4), or left with a random subset of
+//     the bits it should clear cleared (1 in 2); later bytes are untouched;
 //   - inside erase(): the page is left in an undefined mix: each byte independently stays old,
 //     becomes 0xFF, or has a random subset of its bits set (a half-erased cell).
 // The call then throws `PowerCut`, and every further read/program/erase throws `PowerCut` until
@@ -85,7 +85,9 @@ export class SimFlash implements Flash {
       const old = this.mem[at + i];
       if (this.cutIn === 0) {
         const toClear = old & ~data[i] & 0xff;
-        this.mem[at + i] = old & ~(toClear & this.random8());
+        const how = this.random8() & 3;
+        const cleared = how === 0 ? 0 : how === 1 ? toClear : toClear & this.random8();
+        this.mem[at + i] = old & ~cleared;
         this.cut(`power cut while programming page ${page} offset ${offset + i}`);
       }
       if (this.cutIn > 0) this.cutIn--;

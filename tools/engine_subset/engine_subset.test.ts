@@ -35,7 +35,7 @@ const CASES: Case[] = [
     code: "export function f(o: { a?: { b: number } }): number | undefined {\n  return o.a?.b;\n}\n",
     needle: "?.b",
   },
-  { rule: "default-param", code: "export function f(x: number = 1): number {\n  return x;\n}\n", needle: "x = 1" },
+  { rule: "default-param", code: "export function f(x: number = 1): number {\n  return x;\n}\n", needle: "= 1)" },
   { rule: "computed-key", code: 'const k = "a";\nexport const o = { [k]: 1 };\n', needle: "[k]: 1" },
   { rule: "exponent", code: "export function f(x: number): number {\n  return x ** 2;\n}\n", needle: "x ** 2" },
   {
@@ -303,6 +303,7 @@ describe("bundle check", () => {
 
   test("loop closures: a function capturing a for-let variable, not a synchronous use in the loop", () => {
     const code = [
+      "function bind(k) { return function () { return k; }; }",
       "var fns = [];",
       "for (let i = 0; i < 3; i++) {",
       "  fns.push(function () { return i; });",
@@ -311,12 +312,11 @@ describe("bundle check", () => {
       "for (let j = 0; j < 3; j++) {",
       "  fns.push(bind(j));",
       "}",
-      "function bind(k) { return function () { return k; }; }",
       "",
     ].join("\n");
     assert.deepEqual(
       checkBundle(code, "l.js").map((v) => [v.rule, v.line]),
-      [["loop-closure", 3]],
+      [["loop-closure", 4]],
     );
   });
 
@@ -368,7 +368,7 @@ describe("bundle check", () => {
     // es2017: spread becomes the __spreadValues helper, which reads Object.getOwnPropertySymbols.
     const es2017 = await bundle("es2017");
     const helperLine = lineOf(es2017, "Object.getOwnPropertySymbols");
-    assert.ok(helperLine < lineOf(es2017, "// entry.ts"), "the violation is in the injected helper");
+    assert.ok(helperLine < lineOf(es2017, "entry.ts"), "the violation is in the injected helper");
     assert.deepEqual(
       checkBundle(es2017, "es2017.js").map((v) => [v.rule, v.line]),
       [["object-symbols", helperLine]],

@@ -1,0 +1,137 @@
+// Builds one firmware bundle per engine with esbuild, runs the bundle check on each, and prints
+// their sizes. Output goes to artifacts/firmware/<target>/ (not committed).
+//
+//   espruino  one minified script (iife) with the glue for Espruino's globals
+//   moddable  an ES module plus manifest.json for the Moddable SDK (ECMA-419 IO)
+//   xs        the core with a platform bridged over xsnap's issueCommand, for the engine tests
+//   node      the core for Node (the simulator imports the TypeScript directly; this bundle is
+//             what `pollkit-sim` ships)
+//
+// Usage: tsx device/build/build.ts [--json] [target...]
+
+import { build, type BuildOptions } from "esbuild";
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { checkBundle, type Violation } from "../../tools/bundle_check.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+export const OUT_DIR = join(root, "artifacts/firmware");
+
+export interface FirmwareTarget {
+  name: string;
+  entry: string;
+  out: string;
+  format: "iife" | "esm";
+  minify: boolean;
+  /** Engine subset applies (bundle check). */
+  checked: boolean;
+  /** Modules provided by the engine itself (Moddable's embedded:* IO). */
+  external?: string[];
+  extraFiles?: { from: string; to: string }[];
+}
+
+export const TARGETS: FirmwareTarget[] = [
+  {
+    name: "espruino",
+    entry: "device/targets/espruino/main.ts",
+    out: "espruino/pollkit.min.js",
+    format: "iife",
+    minify: true,
+    checked: true,
+  },
+  {
+    name: "moddable",
+    entry: "device/targets/moddable/main.ts",
+    out: "moddable/main.js",
+    format: "esm",
+    minify: false,
+    checked: true,
+    external: ["embedded:*", "timer", "flash"],
+    extraFiles: [{ from: "device/targets/moddable/manifest.json", to: "moddable/manifest.json" }],
+  },
+  {
+    name: "xs",
+    entry: "device/targets/xs_bridge/main.ts",
+    out: "xs/pollkit_xs.js",
+    format: "iife",
+    minify: false,
+    checked: true,
+  },
+];
+
+export interface BuiltBundle {
+  target: string;
+  file: string;
+  bytes: number;
+  code: string;
+  violations: Violation[];
+}
+
+function options(t: FirmwareTarget): BuildOptions {
+  return {
+    entryPoints: [join(root, t.entry)],
+    bundle: true,
+    write: false,
+    format: t.format,
+    // Keep modern syntax as written (the source keeps to the subset); lowering would inject
+    // helpers that Espruino cannot run. The bundle check proves the result.
+    target: "esnext",
+    minify: t.minify,
+    legalComments: "none",
+    charset: "utf8",
+    external: t.external,
+    logLevel: "silent",
+  };
+}
+
+export async function buildTarget(t: FirmwareTarget): Promise<BuiltBundle> {
+  const result = await build(options(t));
+  const code = result.outputFiles[0].text;
+  const file = join(OUT_DIR, t.out);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, code);
+  for (const x of t.extraFiles ?? []) {
+    const to = join(OUT_DIR, x.to);
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(join(root, x.from), to);
+  }
+  const violations = t.checked ? checkBundle(code, relative(root, file), { module: t.format === "esm" }) : [];
+  return { target: t.name, file, bytes: Buffer.byteLength(code), code, violations };
+}
+
+export async function buildAll(names: string[] = []): Promise<BuiltBundle[]> {
+  const chosen = TARGETS.filter((t) => names.length === 0 || names.includes(t.name));
+  const out: BuiltBundle[] = [];
+  for (const t of chosen) {
+    if (!existsSync(join(root, t.entry))) throw new Error(`build: missing entry ${t.entry} for target ${t.name}`);
+    out.push(await buildTarget(t));
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes("--json");
+  const bundles = await buildAll(args.filter((a) => !a.startsWith("--")));
+  let bad = 0;
+  for (const b of bundles) {
+    for (const v of b.violations) {
+      bad++;
+      console.error(`${relative(root, b.file)}:${v.line}:${v.column} ${v.rule} ${v.message}\n    ${v.source.trim().slice(0, 160)}`);
+    }
+  }
+  if (json) console.log(JSON.stringify(bundles.map((b) => ({ target: b.target, bytes: b.bytes, violations: b.violations.length }))));
+  else {
+    for (const b of bundles) {
+      console.log(`${b.target.padEnd(9)} ${String(b.bytes).padStart(8)} bytes  ${relative(root, b.file)}  ${b.violations.length === 0 ? "bundle check ok" : b.violations.length + " violation(s)"}`);
+    }
+  }
+  if (bad > 0) process.exit(1);
+}
+
+if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  main().catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
+}
