@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a fresh machine ready: npm packages (when node_modules is missing or stale) and the Debian
 # packages the tests use (installed only when missing; we run as root, as CI does).
-# --node-only skips the Debian packages (the demo needs none).
+
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-[ "${1:-}" = "--node-only" ] && exit 0
+
 
 # Debian package -> a command it provides.
 declare -A wanted=([socat]=socat [mosquitto]=mosquitto [protobuf-compiler]=protoc)

@@ -86,7 +86,9 @@ function options(t: FirmwareTarget): BuildOptions {
 
 export async function buildTarget(t: FirmwareTarget): Promise<BuiltBundle> {
   const result = await build(options(t));
-  const code = result.outputFiles[0].text;
+  const files = result.outputFiles ?? [];
+  if (files.length === 0) throw new Error(`build: esbuild produced nothing for ${t.name}`);
+  const code = files[0].text;
   const file = join(OUT_DIR, t.out);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, code);

@@ -52,23 +52,22 @@ export class VirtualClock {
   /** Timers for one firmware instance on this clock. */
   timers(): SimTimers {
     const mine = new Set<number>();
-    const clock = this;
     return {
-      now: () => clock.now(),
-      setTimeout(cb: () => void, ms: number): number {
-        const id = clock.schedule(() => {
+      now: () => this.now(),
+      setTimeout: (cb: () => void, ms: number): number => {
+        const id = this.schedule(() => {
           mine.delete(id);
           cb();
         }, ms);
         mine.add(id);
         return id;
       },
-      clearTimeout(id: number): void {
+      clearTimeout: (id: number): void => {
         mine.delete(id);
-        clock.cancel(id);
+        this.cancel(id);
       },
-      cancelAll(): void {
-        for (const id of mine) clock.cancel(id);
+      cancelAll: (): void => {
+        for (const id of mine) this.cancel(id);
         mine.clear();
       },
       pending: () => mine.size,

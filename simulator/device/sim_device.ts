@@ -120,7 +120,6 @@ export class SimDevice {
     this.boots++;
     this.timers = o.clock ? o.clock.timers() : realTimers();
     this.bootLink = new BootLink(o.hostLink, () => this.linkUp);
-    const self = this;
     this.platform = createNodePlatform({
       identity: {
         serial: o.serial,
@@ -129,10 +128,10 @@ export class SimDevice {
       },
       timers: this.timers,
       clock: {
-        wallMs: () => self.wallMs(),
-        setWallMs(ms: number) {
-          self.wallBase = ms;
-          self.wallSetAt = self.monoNow();
+        wallMs: () => this.wallMs(),
+        setWallMs: (ms: number) => {
+          this.wallBase = ms;
+          this.wallSetAt = this.monoNow();
         },
       },
       hostLink: this.bootLink,

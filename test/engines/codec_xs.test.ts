@@ -357,7 +357,7 @@ describe("framing in XS", () => {
   function payloads(): Uint8Array[] {
     const rand = mulberry32(5);
     const sizes = [0, 1, 2, 3, 4, 5, 88, 89, 90, 91, 92, 93, 94, 120, 181, 182, 183, 200, 500, 1000, 2047, MAX_FRAME_PAYLOAD];
-    const list = sizes.map((n) => {
+    const list: Uint8Array[] = sizes.map((n) => {
       const b = new Uint8Array(n);
       for (let i = 0; i < n; i++) b[i] = Math.floor(rand() * 256);
       return b;

@@ -139,26 +139,35 @@ function asciiText(bytes: Uint8Array, start: number): string {
 
 const HEX = "0123456789abcdef";
 
+function escapeUnit(c: number): string {
+  return "\\u" + HEX.charAt((c >> 12) & 15) + HEX.charAt((c >> 8) & 15) + HEX.charAt((c >> 4) & 15) + HEX.charAt(c & 15);
+}
+
+// Long strings are walked with for...of, never with charCodeAt(i) or substring: XS keeps strings
+// as UTF-8, so indexing is a scan from the start and an indexed loop is quadratic in time (the
+// compute meter does not show it, the wall clock does). Pieces are joined once at the end.
+
 /** JSON text with every character outside printable ASCII written as a \u escape. */
 function asciiJson(value: unknown): string {
   const s = JSON.stringify(value);
-  let out = "";
-  let from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x7f) continue;
-    out += s.substring(from, i);
-    out += "\\u" + HEX.charAt((c >> 12) & 15) + HEX.charAt((c >> 8) & 15) + HEX.charAt((c >> 4) & 15) + HEX.charAt(c & 15);
-    from = i + 1;
+  const parts: string[] = [];
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    if (ch.length === 1 && c < 0x7f) parts.push(ch);
+    else {
+      parts.push(escapeUnit(c));
+      if (ch.length > 1) parts.push(escapeUnit(ch.charCodeAt(1)));
+    }
   }
-  return out + s.substring(from);
+  return parts.join("");
 }
 
 /** A status byte followed by the characters of an ASCII string, as an ArrayBuffer. */
 function textReply(status: number, text: string): ArrayBuffer {
   const out = new Uint8Array(text.length + 1);
   out[0] = status;
-  for (let i = 0; i < text.length; i++) out[i + 1] = text.charCodeAt(i) & 255;
+  let i = 1;
+  for (const ch of text) out[i++] = ch.charCodeAt(0) & 255;
   return out.buffer;
 }
 

@@ -11,7 +11,14 @@ import { build, transform, type Plugin } from "esbuild";
 import { ESLint, type Linter } from "eslint";
 import esquery from "esquery";
 import { checkBundle, type Violation } from "../bundle_check.ts";
-import { GLOBAL_RULES, SCOPE_RULES, SYNTAX_RULES, allRuleIds, formatMessage } from "./rules.ts";
+import {
+  ESBUILD_SUPPORTED,
+  GLOBAL_RULES,
+  SCOPE_RULES,
+  SYNTAX_RULES,
+  allRuleIds,
+  formatMessage,
+} from "./rules.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -372,6 +379,46 @@ describe("bundle check", () => {
     assert.deepEqual(
       checkBundle(es2017, "es2017.js").map((v) => [v.rule, v.line]),
       [["object-symbols", helperLine]],
+    );
+  });
+
+  test("esbuild's minifier introduces `?.` and `catch {` unless ESBUILD_SUPPORTED switches them off", async () => {
+    const source = [
+      "export function f(x: { q: number } | null | undefined): number | undefined {",
+      "  return x === null || x === undefined ? undefined : x.q;",
+      "}",
+      "export function g(cb: () => number): number {",
+      "  try {",
+      "    return cb();",
+      "  } catch (e) {",
+      "    return 0;",
+      "  }",
+      "}",
+      "",
+    ].join("\n");
+    const minify = async (supported?: Record<string, boolean>): Promise<string> =>
+      (await transform(source, { loader: "ts", target: "esnext", format: "iife", minify: true, supported })).code;
+    assert.deepEqual(
+      checkBundle(await minify(), "min.js").map((v) => v.rule).sort(),
+      ["optional-catch-binding", "optional-chaining"],
+    );
+    assert.deepEqual(checkBundle(await minify({ ...ESBUILD_SUPPORTED }), "min.js"), []);
+  });
+
+  test("module bundles: imports are bindings, module-only syntax is still checked", () => {
+    const code = [
+      'import { Map } from "embedded:x";',
+      "export function f() { return new Map(); }",
+      "export default function () { return new Set(); }",
+      "console.log(import.meta.url);",
+      "",
+    ].join("\n");
+    assert.deepEqual(
+      checkBundle(code, "m.js", { module: true }).map((v) => [v.rule, v.line]),
+      [
+        ["map-set", 3],
+        ["import-meta", 4],
+      ],
     );
   });
 

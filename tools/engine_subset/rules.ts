@@ -497,6 +497,20 @@ export const PARSE_ERROR: ScopeRule = {
   message: "the bundle does not parse as an ES script: {{name}}",
 };
 
+/**
+ * esbuild features to switch off when building firmware (its `supported` option): things
+ * Espruino lacks that esbuild's minifier otherwise *introduces* into engine-clean source when
+ * the target is esnext (esbuild 0.25: `x === null || x === void 0 ? void 0 : x.q` becomes `x?.q`,
+ * an unused `catch (e)` becomes `catch {`). With these off it keeps the longer forms, and the
+ * bundle check stays clean.
+ */
+export const ESBUILD_SUPPORTED: Readonly<Record<string, boolean>> = {
+  "optional-chain": false,
+  "optional-catch-binding": false,
+  "logical-assignment": false,
+  "exponent-operator": false,
+};
+
 /** Every rule id, in table order (the ESLint plugin names its rules after them). */
 export function allRuleIds(): string[] {
   return [
