@@ -13,6 +13,7 @@ import { build, type BuildOptions } from "esbuild";
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { checkBundle, type Violation } from "../../tools/bundle_check.ts";
+import { ESBUILD_SUPPORTED } from "../../tools/engine_subset/rules.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 export const OUT_DIR = join(root, "artifacts/firmware");
@@ -76,6 +77,8 @@ function options(t: FirmwareTarget): BuildOptions {
     // Keep modern syntax as written (the source keeps to the subset); lowering would inject
     // helpers that Espruino cannot run. The bundle check proves the result.
     target: "esnext",
+    // ...and the minifier must not introduce syntax the source avoided (`?.`, `catch {`).
+    supported: ESBUILD_SUPPORTED,
     minify: t.minify,
     legalComments: "none",
     charset: "utf8",
