@@ -10,10 +10,10 @@
 // with byte fields as {"$b": [numbers]}.
 
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { parse as acornParse } from "acorn";
 import * as esbuild from "esbuild";
 import * as codec from "../../protocol/generated/device_codec.ts";
@@ -22,6 +22,7 @@ import { encodeFrame, FrameDecoder, MAX_FRAME_PAYLOAD } from "../../protocol/fra
 import { canonical, messageTypes, toDeviceObject, type } from "../../protocol/node/schema.ts";
 import { mulberry32, randomMessage } from "../../protocol/node/random_messages.ts";
 import { startXsBundle, type XsWorker } from "../helpers/xs_harness.ts";
+import { checkBundle } from "../../tools/bundle_check.ts";
 
 type Json = Record<string, unknown>;
 interface Vector {
@@ -33,7 +34,6 @@ interface Vector {
 const ENTRY = fileURLToPath(new URL("./codec_xs_entry.ts", import.meta.url));
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const VECTOR_DIR = join(REPO, "protocol/vectors");
-const BUNDLE_CHECKER = join(REPO, "tools/bundle_check.ts");
 
 const OP = {
   ENCODE: 1,
@@ -200,14 +200,8 @@ describe("the bundle", () => {
     assert.match(bundle, /^\(\(\) => \{/m, "one IIFE");
   });
 
-  test("passes the bundle checker", { skip: !existsSync(BUNDLE_CHECKER) && "TODO: tools/bundle_check.ts does not exist yet" }, async () => {
-    // TODO(bundle_check): this runs as soon as tools/bundle_check.ts (checkBundle(code, fileName):
-    // Violation[]) lands; until then the engine subset of the bundle is only checked by the
-    // ES2020 parse above.
-    const checker = (await import(pathToFileURL(BUNDLE_CHECKER).href)) as {
-      checkBundle(code: string, fileName: string): unknown[];
-    };
-    assert.deepEqual(checker.checkBundle(bundle, "codec_xs.js"), []);
+  test("passes the bundle checker (engine subset)", () => {
+    assert.deepEqual(checkBundle(bundle, "codec_xs.js"), []);
   });
 
   test("knows every message type of the schema", async () => {
