@@ -68,7 +68,10 @@ export interface BuiltBundle {
   violations: Violation[];
 }
 
-function options(t: FirmwareTarget): BuildOptions {
+/** Method names the bundle check rejects on any object: the mangler must not produce them. */
+const RESERVED_SHORT = ["at", "flat", "finally"];
+
+function options(t: FirmwareTarget, mangleCache?: Record<string, string | false>): BuildOptions {
   return {
     entryPoints: [join(root, t.entry)],
     bundle: true,
@@ -80,6 +83,10 @@ function options(t: FirmwareTarget): BuildOptions {
     // ...and the minifier must not introduce syntax the source avoided (`?.`, `catch {`).
     supported: ESBUILD_SUPPORTED,
     minify: t.minify,
+    // Underscored members are internal to the firmware: short names save flash and, on
+    // Espruino, variables (names over about 10 characters cost extra blocks).
+    mangleProps: t.minify ? /^_/ : undefined,
+    mangleCache: t.minify ? (mangleCache ?? {}) : undefined,
     legalComments: "none",
     charset: "utf8",
     external: t.external,
@@ -88,7 +95,14 @@ function options(t: FirmwareTarget): BuildOptions {
 }
 
 export async function buildTarget(t: FirmwareTarget): Promise<BuiltBundle> {
-  const result = await build(options(t));
+  let result = await build(options(t));
+  const cache = result.mangleCache;
+  if (cache && Object.values(cache).some((v) => typeof v === "string" && RESERVED_SHORT.includes(v))) {
+    // Pin the unlucky names to others and build again.
+    let n = 0;
+    for (const k of Object.keys(cache)) if (typeof cache[k] === "string" && RESERVED_SHORT.includes(cache[k])) cache[k] = `$${n++}`;
+    result = await build(options(t, cache));
+  }
   const files = result.outputFiles ?? [];
   if (files.length === 0) throw new Error(`build: esbuild produced nothing for ${t.name}`);
   const code = files[0].text;
