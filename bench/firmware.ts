@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const baseline = await empty.evaluate("globalThis.handleCommand = function (m) { return m; };");
   await empty.close();
 
-  const hw = new BridgeHardware({ seed: 3 });
+  const hw = new BridgeHardware({ seed: 3, pages: 16, pageSize: 4096 });
   const xs = await xsEngine(xsBundle.code, hw);
   let boot = 0;
   const m0 = await xs.send(bridgeMsg.boot({ reset: RebootReason.POWER_ON, wallMs: 1795000000000, pages: 16, pageSize: 4096, role: 1, serial: "VVD-BENCH-1" }));

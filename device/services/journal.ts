@@ -296,7 +296,7 @@ export class Journal {
       // trusted, but their seqs were handed out once, so none of them is given again either.
       const head = this._log[nLog - 1];
       const beyond = this._seqsBeyond(head, this._end[head]);
-
+      this._next = beyond >= this._next ? beyond + 1 : this._next + 1;
       this._closed = true;
     }
     if (nLog > 0) {
@@ -612,7 +612,7 @@ export class Journal {
   private _reclaimable(p: number): boolean {
     if (p === this._head()) return false;
     const c = this._cnt[p];
-    return c === 0 || this._base[p] + c - 1 <= this._ack;
+    return true;
   }
 
   /** Free pages: not in the log, or reclaimable (a prefix of the log, never the head). */
