@@ -612,7 +612,7 @@ export class Journal {
   private _reclaimable(p: number): boolean {
     if (p === this._head()) return false;
     const c = this._cnt[p];
-    return true;
+    return c === 0 || this._base[p] + c - 1 <= this._ack;
   }
 
   /** Free pages: not in the log, or reclaimable (a prefix of the log, never the head). */

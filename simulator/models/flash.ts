@@ -7,8 +7,10 @@
 //   - inside program(): the bytes before it are programmed, the byte at the cut is, at random
 //     (seeded): untouched (1 in 4), fully programmed (1 in 4), or left with a random subset of
 //     the bits it should clear cleared (1 in 2); later bytes are untouched;
-//   - inside erase(): the page is left in an undefined mix: each byte independently stays old,
-//     becomes 0xFF, or has a random subset of its bits set (a half-erased cell).
+//   - inside erase(): the page is left in an undefined mix. A random progress P (0..1) is drawn;
+//     each byte independently becomes 0xFF with probability P, else has a random subset of its
+//     bits set (a half-erased cell) with probability (1 - P) / 4, else keeps its old value. A cut
+//     early in the erase can therefore leave a page header intact over damaged data.
 // The call then throws `PowerCut`, and every further read/program/erase throws `PowerCut` until
 // `restorePower()` (the reboot).
 
@@ -59,6 +61,8 @@ export class SimFlash implements Flash {
   reprogrammedBytes = 0;
   /** How many power cuts have fired. */
   cuts = 0;
+  /** Where the last power cut struck: the operation, page and byte offset (0 for an erase). */
+  lastCut: { kind: "program" | "erase"; page: number; offset: number } | null = null;
 
   constructor(options: SimFlashOptions) {
     const { pageSize, pageCount } = options;
@@ -88,6 +92,7 @@ export class SimFlash implements Flash {
         const how = this.random8() & 3;
         const cleared = how === 0 ? 0 : how === 1 ? toClear : toClear & this.random8();
         this.mem[at + i] = old & ~cleared;
+        this.lastCut = { kind: "program", page, offset: offset + i };
         this.cut(`power cut while programming page ${page} offset ${offset + i}`);
       }
       if (this.cutIn > 0) this.cutIn--;
@@ -103,12 +108,13 @@ export class SimFlash implements Flash {
     const at = this.locate(page, 0, this.pageSize, "erase");
     this.erases[page]++;
     if (this.cutIn === 0) {
+      const progress = this.random8() / 255;
       for (let i = 0; i < this.pageSize; i++) {
-        const r = this.random8();
-        const mode = r % 3;
-        if (mode === 0) this.mem[at + i] = 0xff;
-        else if (mode === 2) this.mem[at + i] |= this.random8();
+        const r = (this.random8() + 0.5) / 256;
+        if (r < progress) this.mem[at + i] = 0xff;
+        else if (r < progress + (1 - progress) / 4) this.mem[at + i] |= this.random8();
       }
+      this.lastCut = { kind: "erase", page, offset: 0 };
       this.cut(`power cut while erasing page ${page}`);
     }
     if (this.cutIn > 0) this.cutIn--;
