@@ -3,51 +3,54 @@
 // Engine subset (ENGINES.md): no destructuring, spread, default parameters, regex or Map; helpers
 // are declared before use; integers are packed by hand into Uint8Array.
 //
-// ON-FLASH FORMAT (all integers little-endian)
+// ON-FLASH FORMAT (all integers little-endian; CRC-32 is the IEEE one of zlib and E.CRC32)
 //
-// Page header, 20 bytes at offset 0 of a page in use:
+// Page header, 24 bytes at offset 0 of a page in use:
 //    0  u8[4]  magic "PKJ1"
 //    4  u32    gen      page generation: 1 + the highest gen on flash when the page was started;
 //                       orders the pages of the log (oldest = lowest gen, head = highest)
-//    8  u32    seqBase  the sequence number the first record of this page gets (= the journal's
-//                       next sequence number when the page was started)
-//   12  u32    ackSeq   the acknowledged sequence number when the page was started
+//    8  u32    seqBase  the seq the first record of this page gets (the journal's next seq when
+//                       the page was started)
+//   12  u32    ackSeq   the acknowledged seq when the page was started
 //   16  u32    CRC-32 of bytes 0..15
-// A page whose header is not exactly valid is free (blank, half-erased or torn header): it is
-// erased again before use unless it reads all 0xFF.
+//   20  u32    retired: 0xFFFFFFFF while the page is live; programmed to 0 just before the page
+//              is erased, so that an erase cut short never leaves a page that still looks live
+//              (not covered by the CRC: any bit cleared means retired)
+// A page whose header is not valid, or is retired, is free (blank, half-erased, torn header):
+// it is erased before use unless it reads all 0xFF.
 //
-// Entries follow from offset 20, each starting on a 4-byte boundary; padding is never written.
+// Entries follow from offset 24, each starting on a 4-byte boundary (padding is never written):
 //    0  u8     type     0x52 "R" data record, 0x41 "A" ack marker
 //    1  u8     0        reserved
 //    2  u16    len      payload length (0 for an ack marker)
 //    4  u32    seq      data record: its sequence number; ack marker: the acknowledged seq
-//    8  u32    CRC-32 (IEEE, as zlib and E.CRC32) of bytes 0..7 followed by the payload
-//   12  u8[len] payload
-// The data records of a page carry consecutive sequence numbers from seqBase. The scan of a page
-// stops at the first entry that is not valid (bad type, length past the page, CRC mismatch,
-// unexpected seq): that entry and everything after it in the page are never trusted. All 0xFF
-// where an entry would start is the clean end of the page. Each byte is programmed at most once
-// between erases, and each entry (or header) is written with a single program() call.
+//    8  u8[len] payload
+//  8+len u32   CRC-32 of bytes 0 .. 8+len-1
+// The data records of a page carry consecutive seqs from seqBase. The scan of a page stops at
+// the first entry that is not valid (bad type, length past the page, CRC mismatch, unexpected
+// seq): that entry and everything after it in the page are never trusted. All 0xFF where an
+// entry would start is the clean end of the page. Each entry or header is written by a single
+// program() call, and each byte is programmed at most once between erases.
 //
 // RECOVERY RULES (open)
-// - The head is the valid page with the highest gen; it is never erased while it is the head, so
-//   its header always holds a seqBase above every seq ever handed out in older pages.
-// - nextSeq = max over valid pages of (seqBase + number of valid data records), plus ONE if the
+// - The head is the live page with the highest gen. It is never erased while it is the head, so
+//   its header always holds a seqBase above every seq handed out in older pages.
+// - nextSeq = max over live pages of (seqBase + number of valid data records), plus ONE if the
 //   head's tail is dirty (any byte not 0xFF after its last valid entry): a torn entry is taken to
 //   have consumed the seq it would have had, and the head is closed (new entries go to a fresh
-//   page). (Should CRC-valid records sit past the tear, which only bit rot can cause, their seqs
-//   are skipped too, though the records are not returned.) So no seq returned by append() is
-//   ever handed out again, and no seq of which any byte reached flash either. A seq whose append() did not return and of which no byte was programmed
-//   (or that failed with JOURNAL_FULL / TOO_LARGE) may be given again: only encode() saw it.
-//   Seqs may therefore have gaps after a power cut; acknowledgements are cumulative, so a gap
-//   never blocks the host.
-// - ackedSeq = max(every header's ackSeq, every ack marker, seqBase of the oldest valid page - 1).
-//   The last term holds because a page is only erased when every record in it has been
-//   acknowledged by the host and pages are erased oldest first: an erase persists the ack of the
-//   page's records by itself. Any newer page header carries an ack at least as high as every
-//   marker in older pages, so erasing old pages never moves the durable ack back.
-// - Seq numbers are u32: 4 billion records per journal lifetime. They restart at 1 only if the
-//   whole journal area is wiped from outside.
+//   page). Should CRC-valid records sit past the tear (only bit rot can put them there) their
+//   seqs are skipped too, though the records are not returned. So no seq returned by append() is
+//   ever handed out again, nor any seq of which a byte reached flash. A seq whose append() did
+//   not return and of which no byte was programmed (or that failed with JOURNAL_FULL or
+//   TOO_LARGE) may be handed out again: only encode() saw it. Seqs may therefore have gaps after
+//   a power cut; acknowledgements are cumulative, so a gap never blocks the host.
+// - ackedSeq = max(every header's ackSeq, every ack marker, seqBase of the oldest live page - 1).
+//   The last term holds because a page is only retired when every record in it has been
+//   acknowledged by the host (in RAM at least), and pages are retired oldest first: retiring a
+//   page persists the ack of its records by itself. A newer page header carries an ack at least
+//   as high as every marker in older pages, so retiring old pages never moves the ack back.
+// - Seqs are u32: 4 billion records per journal lifetime. They restart at 1 only if the whole
+//   journal area is wiped from outside.
 //
 // MEMORY: per page gen, seqBase, record count and end offset in typed arrays, and the page order;
 // no record is kept in RAM. A read walks the entry headers of one page.
@@ -70,8 +73,11 @@ export const NOT_OPEN = -4;
 /** open(): the flash geometry cannot hold a journal. */
 export const BAD_CONFIG = -5;
 
-export const PAGE_HEADER_SIZE = 20;
-export const ENTRY_HEADER_SIZE = 12;
+export const PAGE_HEADER_SIZE = 24;
+const PAGE_HEADER_WRITTEN = 20; // the retired word stays 0xFF until the page is retired
+/** Bytes an entry takes besides its payload: 8 before it, the CRC after it. */
+export const ENTRY_OVERHEAD = 12;
+const ENTRY_HEAD = 8;
 const T_DATA = 0x52;
 const T_ACK = 0x41;
 const M0 = 0x50; // "P"
@@ -80,9 +86,9 @@ const M2 = 0x4a; // "J"
 const M3 = 0x31; // "1"
 
 // Page states in RAM.
-const S_UNKNOWN = 0; // invalid header: blank, half-erased or torn; check before use
+const S_UNKNOWN = 0; // no live header: blank, half-erased, torn or retired; check before use
 const S_BLANK = 1; // known erased this session
-const S_LOG = 2; // valid header, part of the log
+const S_LOG = 2; // live header, part of the log
 
 // CRC-32 (reflected polynomial 0xEDB88320) with a 16-entry table: 64 bytes of RAM.
 const CRC_NIBBLE = new Uint32Array([
@@ -90,24 +96,15 @@ const CRC_NIBBLE = new Uint32Array([
   0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
 ]);
 
-/** Continues a CRC-32 over bytes[start, end); start from 0xFFFFFFFF, finish with crc32Final. */
-export function crc32Update(crc: number, bytes: Uint8Array, start: number, end: number): number {
-  let c = crc;
+/** CRC-32 (IEEE: zlib, E.CRC32) of bytes[start, end), in the engine subset. */
+export function crc32(bytes: Uint8Array, start: number, end: number): number {
+  let c = 0xffffffff;
   for (let i = start; i < end; i++) {
     const b = bytes[i];
     c = (c >>> 4) ^ CRC_NIBBLE[(c ^ b) & 15];
     c = (c >>> 4) ^ CRC_NIBBLE[(c ^ (b >>> 4)) & 15];
   }
-  return c;
-}
-
-export function crc32Final(crc: number): number {
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-/** CRC-32 of bytes[start, end). */
-export function crc32(bytes: Uint8Array, start: number, end: number): number {
-  return crc32Final(crc32Update(0xffffffff, bytes, start, end));
+  return (c ^ 0xffffffff) >>> 0;
 }
 
 function get16(b: Uint8Array, at: number): number {
@@ -138,51 +135,35 @@ function isSeq(n: number): boolean {
   return typeof n === "number" && n >= 0 && n <= 0xffffffff && Math.floor(n) === n;
 }
 
-/** One entry (header + payload) ready to program. */
-function buildEntry(type: number, seq: number, payload: Uint8Array): Uint8Array {
-  const n = payload.length;
-  const e = new Uint8Array(ENTRY_HEADER_SIZE + n);
-  e[0] = type;
-  e[1] = 0;
-  put16(e, 2, n);
-  put32(e, 4, seq);
-  e.set(payload, ENTRY_HEADER_SIZE);
-  let c = crc32Update(0xffffffff, e, 0, 8);
-  c = crc32Update(c, e, ENTRY_HEADER_SIZE, ENTRY_HEADER_SIZE + n);
-  put32(e, 8, crc32Final(c));
-  return e;
+function isBlank(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] !== 0xff) return false;
+  }
+  return true;
 }
 
-function buildPageHeader(gen: number, seqBase: number, ackSeq: number): Uint8Array {
-  const h = new Uint8Array(PAGE_HEADER_SIZE);
-  h[0] = M0;
-  h[1] = M1;
-  h[2] = M2;
-  h[3] = M3;
-  put32(h, 4, gen);
-  put32(h, 8, seqBase);
-  put32(h, 12, ackSeq);
-  put32(h, 16, crc32(h, 0, 16));
-  return h;
-}
-
-function pageHeaderValid(h: Uint8Array): boolean {
-  return h[0] === M0 && h[1] === M1 && h[2] === M2 && h[3] === M3 && get32(h, 16) === crc32(h, 0, 16);
-}
+/** "123456789", the standard check input of CRC-32 (0xCBF43926). */
+const CRC_CHECK = new Uint8Array([0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39]);
+const CRC_CHECK_VALUE = 0xcbf43926;
 
 export interface JournalOptions {
   flash: Flash;
   /** isNearFull() turns true when this share of the capacity holds unacknowledged data (80). */
   nearFullPercent?: number;
+  /**
+   * A faster CRC-32 (IEEE) of a whole array, e.g. E.CRC32 on Espruino; open() checks it against
+   * the standard check value and refuses it (BAD_CONFIG) if it differs. Default: in JS.
+   */
+  crc32?: (bytes: Uint8Array) => number;
 }
 
 /** What open() found. */
 export interface JournalStatus {
   /** JOURNAL_OK or BAD_CONFIG. */
   code: number;
-  /** Pages holding a valid header (part of the log). */
+  /** Pages holding a live header (part of the log). */
   logPages: number;
-  /** Pages without a valid header (blank, half-erased, torn header). */
+  /** Pages without a live header (blank, half-erased, torn header, retired). */
   freePages: number;
   /** Valid data records found. */
   records: number;
@@ -200,6 +181,7 @@ export class Journal {
   private _ps: number;
   private _pc: number;
   private _near: number;
+  private _crcFn: ((bytes: Uint8Array) => number) | null;
   private _open: boolean;
   // Per page: state, gen, seqBase, valid data records, end of the last valid entry.
   private _st: Uint8Array;
@@ -226,6 +208,7 @@ export class Journal {
     this._ps = options.flash.pageSize;
     this._pc = options.flash.pageCount;
     this._near = options.nearFullPercent ?? 80;
+    this._crcFn = options.crc32 ?? null;
     this._open = false;
     const n = this._pc > 0 ? this._pc : 0;
     this._st = new Uint8Array(n);
@@ -254,13 +237,14 @@ export class Journal {
     this._next = 1;
     this._ack = 0;
     this._dack = 0;
-    if (ps < PAGE_HEADER_SIZE + ENTRY_HEADER_SIZE + 4 || ps % 4 !== 0 || pc < 2) {
+    if (ps < PAGE_HEADER_SIZE + ENTRY_OVERHEAD + 4 || ps % 4 !== 0 || pc < 2) {
       return this._status(BAD_CONFIG, 0, false);
     }
+    if (this._crc(CRC_CHECK, 0, CRC_CHECK.length) !== CRC_CHECK_VALUE) return this._status(BAD_CONFIG, 0, false);
     let ackMax = 0;
     for (let p = 0; p < pc; p++) {
       const h = this._f.read(p, 0, PAGE_HEADER_SIZE);
-      if (pageHeaderValid(h)) {
+      if (this._headerLive(h)) {
         this._st[p] = S_LOG;
         this._gen[p] = get32(h, 4);
         this._base[p] = get32(h, 8);
@@ -291,9 +275,8 @@ export class Journal {
       if (i === nLog - 1 && this._scanTorn) torn = true;
     }
     if (torn) {
-      // The torn entry may have been a record: its seq is consumed. Valid-looking records past
-      // the tear (only bit rot puts them there: writes never go past a torn entry) are not
-      // trusted, but their seqs were handed out once, so none of them is given again either.
+      // The torn entry may have been a record: its seq is consumed, and so are the seqs of any
+      // valid-looking records past the tear.
       const head = this._log[nLog - 1];
       const beyond = this._seqsBeyond(head, this._end[head]);
       this._next = beyond >= this._next ? beyond + 1 : this._next + 1;
@@ -322,14 +305,14 @@ export class Journal {
     const data = encode(seq);
     const len = data.length;
     if (len > this.maxRecordSize()) return TOO_LARGE;
-    const need = ENTRY_HEADER_SIZE + len;
+    const need = ENTRY_OVERHEAD + len;
     let p = this._head();
     if (p < 0 || this._closed || this._end[p] + need > this._ps) {
       p = this._startPage();
       if (p < 0) return JOURNAL_FULL;
     }
     const off = this._end[p];
-    this._f.program(p, off, buildEntry(T_DATA, seq, data));
+    this._f.program(p, off, this._entry(T_DATA, seq, data));
     this._end[p] = align4(off + need);
     this._cnt[p]++;
     this._next = seq + 1;
@@ -366,20 +349,16 @@ export class Journal {
     if (!this._open || !isSeq(seq)) return null;
     const p = this._pageOf(seq);
     if (p < 0) return null;
-    const f = this._f;
     const end = this._end[p];
     let off = PAGE_HEADER_SIZE;
-    while (off + ENTRY_HEADER_SIZE <= end) {
-      const h = f.read(p, off, ENTRY_HEADER_SIZE);
+    while (off + ENTRY_OVERHEAD <= end) {
+      const h = this._f.read(p, off, ENTRY_HEAD);
       const len = get16(h, 2);
-      if (off + ENTRY_HEADER_SIZE + len > end) return null;
       if (h[0] === T_DATA && get32(h, 4) === seq) {
-        const d = f.read(p, off + ENTRY_HEADER_SIZE, len);
-        let c = crc32Update(0xffffffff, h, 0, 8);
-        c = crc32Update(c, d, 0, len);
-        return crc32Final(c) === get32(h, 8) ? d : null;
+        const e = this._readEntry(p, off, end, h);
+        return e === null ? null : e.slice(ENTRY_HEAD, ENTRY_HEAD + len);
       }
-      off = align4(off + ENTRY_HEADER_SIZE + len);
+      off = align4(off + ENTRY_OVERHEAD + len);
     }
     return null;
   }
@@ -390,7 +369,6 @@ export class Journal {
    */
   forEachUnacked(fromSeq: number, cb: UnackedVisitor): number {
     if (!this._open) return 0;
-    const f = this._f;
     const from = fromSeq > this._ack + 1 ? fromSeq : this._ack + 1;
     const pages = this._log.slice();
     let n = 0;
@@ -399,21 +377,18 @@ export class Journal {
       if (this._cnt[p] === 0 || this._base[p] + this._cnt[p] - 1 < from) continue;
       const end = this._end[p];
       let off = PAGE_HEADER_SIZE;
-      while (off + ENTRY_HEADER_SIZE <= end) {
-        const h = f.read(p, off, ENTRY_HEADER_SIZE);
+      while (off + ENTRY_OVERHEAD <= end) {
+        const h = this._f.read(p, off, ENTRY_HEAD);
         const len = get16(h, 2);
-        if (off + ENTRY_HEADER_SIZE + len > end) break;
         const s = get32(h, 4);
         if (h[0] === T_DATA && s >= from) {
-          const d = f.read(p, off + ENTRY_HEADER_SIZE, len);
-          let c = crc32Update(0xffffffff, h, 0, 8);
-          c = crc32Update(c, d, 0, len);
-          if (crc32Final(c) === get32(h, 8)) {
+          const e = this._readEntry(p, off, end, h);
+          if (e !== null) {
             n++;
-            if (cb(s, d) === false) return n;
+            if (cb(s, e.slice(ENTRY_HEAD, ENTRY_HEAD + len)) === false) return n;
           }
         }
-        off = align4(off + ENTRY_HEADER_SIZE + len);
+        off = align4(off + ENTRY_OVERHEAD + len);
       }
     }
     return n;
@@ -483,11 +458,11 @@ export class Journal {
 
   /** Largest payload one record can carry. */
   maxRecordSize(): number {
-    const m = this._ps - PAGE_HEADER_SIZE - ENTRY_HEADER_SIZE;
+    const m = this._ps - PAGE_HEADER_SIZE - ENTRY_OVERHEAD;
     return m > 0xffff ? 0xffff : m;
   }
 
-  /** Bytes (entry headers included) that can still be written without touching unacked data. */
+  /** Bytes (entry overhead included) that can still be written without touching unacked data. */
   freeBytes(): number {
     if (!this._open) return 0;
     let n = 0;
@@ -509,6 +484,55 @@ export class Journal {
 
   // ---- internals ----
 
+  private _crc(b: Uint8Array, start: number, end: number): number {
+    const fn = this._crcFn;
+    return fn === null ? crc32(b, start, end) : fn(b.subarray(start, end)) >>> 0;
+  }
+
+  private _headerLive(h: Uint8Array): boolean {
+    return (
+      h[0] === M0 && h[1] === M1 && h[2] === M2 && h[3] === M3 && get32(h, 16) === this._crc(h, 0, 16) &&
+      get32(h, 20) === 0xffffffff
+    );
+  }
+
+  private _pageHeader(gen: number, seqBase: number, ackSeq: number): Uint8Array {
+    const h = new Uint8Array(PAGE_HEADER_WRITTEN);
+    h[0] = M0;
+    h[1] = M1;
+    h[2] = M2;
+    h[3] = M3;
+    put32(h, 4, gen);
+    put32(h, 8, seqBase);
+    put32(h, 12, ackSeq);
+    put32(h, 16, this._crc(h, 0, 16));
+    return h;
+  }
+
+  /** One entry ready to program. */
+  private _entry(type: number, seq: number, payload: Uint8Array): Uint8Array {
+    const n = payload.length;
+    const e = new Uint8Array(ENTRY_OVERHEAD + n);
+    e[0] = type;
+    e[1] = 0;
+    put16(e, 2, n);
+    put32(e, 4, seq);
+    e.set(payload, ENTRY_HEAD);
+    put32(e, ENTRY_HEAD + n, this._crc(e, 0, ENTRY_HEAD + n));
+    return e;
+  }
+
+  /**
+   * The whole entry at `off` of page p (its first 8 bytes already read as `h`) if it is well
+   * formed, ends by `limit` and passes its CRC; otherwise null.
+   */
+  private _readEntry(p: number, off: number, limit: number, h: Uint8Array): Uint8Array | null {
+    const len = get16(h, 2);
+    if ((h[0] !== T_DATA && h[0] !== T_ACK) || h[1] !== 0 || off + ENTRY_OVERHEAD + len > limit) return null;
+    const e = this._f.read(p, off, ENTRY_OVERHEAD + len);
+    return this._crc(e, 0, ENTRY_HEAD + len) === get32(e, ENTRY_HEAD + len) ? e : null;
+  }
+
   private _status(code: number, records: number, torn: boolean): JournalStatus {
     return {
       code: code,
@@ -528,43 +552,30 @@ export class Journal {
 
   /** Walks the entries of a log page: sets _cnt, _end, _scanAck, _scanTorn. */
   private _scan(p: number, isHead: boolean): void {
-    const f = this._f;
     const ps = this._ps;
     const base = this._base[p];
     let k = base;
     let off = PAGE_HEADER_SIZE;
     let torn = false;
     let ackMax = 0;
-    while (off + ENTRY_HEADER_SIZE <= ps) {
-      const h = f.read(p, off, ENTRY_HEADER_SIZE);
-      let blank = true;
-      for (let i = 0; i < ENTRY_HEADER_SIZE; i++) {
-        if (h[i] !== 0xff) blank = false;
-      }
-      if (blank) break;
-      const t = h[0];
-      const len = get16(h, 2);
-      const s = get32(h, 4);
-      if ((t !== T_DATA && t !== T_ACK) || h[1] !== 0 || off + ENTRY_HEADER_SIZE + len > ps) {
+    while (off + ENTRY_OVERHEAD <= ps) {
+      const h = this._f.read(p, off, ENTRY_HEAD);
+      if (isBlank(h)) break;
+      const e = this._readEntry(p, off, ps, h);
+      if (e === null) {
         torn = true;
         break;
       }
-      if (t === T_DATA ? s !== k : len !== 0 || s > k - 1) {
+      const len = get16(e, 2);
+      const s = get32(e, 4);
+      // A data record must carry the next seq of its page; an ack cannot exceed what was issued.
+      if (e[0] === T_DATA ? s !== k : len !== 0 || s > k - 1) {
         torn = true;
         break;
       }
-      let c = crc32Update(0xffffffff, h, 0, 8);
-      if (len > 0) {
-        const d = f.read(p, off + ENTRY_HEADER_SIZE, len);
-        c = crc32Update(c, d, 0, len);
-      }
-      if (crc32Final(c) !== get32(h, 8)) {
-        torn = true;
-        break;
-      }
-      if (t === T_DATA) k++;
+      if (e[0] === T_DATA) k++;
       else if (s > ackMax) ackMax = s;
-      off = align4(off + ENTRY_HEADER_SIZE + len);
+      off = align4(off + ENTRY_OVERHEAD + len);
     }
     this._cnt[p] = k - base;
     this._end[p] = off;
@@ -574,21 +585,15 @@ export class Journal {
   }
 
   /**
-   * The highest seq of any CRC-valid data entry at a 4-byte boundary after `from` in page p
+   * The highest seq of any valid data entry at a 4-byte boundary after `from` in page p
    * (resynchronising past a torn entry), or 0. Used only to keep such seqs from being reused.
    */
   private _seqsBeyond(p: number, from: number): number {
-    const f = this._f;
-    const ps = this._ps;
     let max = 0;
-    for (let off = from + 4; off + ENTRY_HEADER_SIZE <= ps; off += 4) {
-      const h = f.read(p, off, ENTRY_HEADER_SIZE);
-      const len = get16(h, 2);
-      const s = get32(h, 4);
-      if (h[0] !== T_DATA || h[1] !== 0 || off + ENTRY_HEADER_SIZE + len > ps || s <= max) continue;
-      let c = crc32Update(0xffffffff, h, 0, 8);
-      c = crc32Update(c, f.read(p, off + ENTRY_HEADER_SIZE, len), 0, len);
-      if (crc32Final(c) === get32(h, 8)) max = s;
+    for (let off = from + 4; off + ENTRY_OVERHEAD <= this._ps; off += 4) {
+      const h = this._f.read(p, off, ENTRY_HEAD);
+      if (h[0] !== T_DATA || get32(h, 4) <= max) continue;
+      if (this._readEntry(p, off, this._ps, h) !== null) max = get32(h, 4);
     }
     return max;
   }
@@ -599,10 +604,7 @@ export class Journal {
     let off = from;
     while (off < ps) {
       const n = ps - off > 64 ? 64 : ps - off;
-      const b = this._f.read(p, off, n);
-      for (let i = 0; i < n; i++) {
-        if (b[i] !== 0xff) return false;
-      }
+      if (!isBlank(this._f.read(p, off, n))) return false;
       off += n;
     }
     return true;
@@ -625,9 +627,10 @@ export class Journal {
     return n;
   }
 
-  /** Erases the oldest log page (reclaimable). Its erase persists the ack of its records. */
+  /** Retires then erases the oldest log page (reclaimable): that persists the ack of its records. */
   private _eraseOldest(): void {
     const p = this._log[0];
+    this._f.program(p, PAGE_HEADER_WRITTEN, new Uint8Array(4));
     this._f.erase(p);
     this._log.shift();
     this._st[p] = S_BLANK;
@@ -644,6 +647,8 @@ export class Journal {
     const h = this._head();
     const start = h >= 0 ? (h + 1) % pc : 0;
     let p = -1;
+    // Blank pages first, then pages without a live header, then the oldest reclaimable page;
+    // starting after the head spreads the wear.
     for (let i = 0; i < pc && p < 0; i++) {
       const q = (start + i) % pc;
       if (this._st[q] === S_BLANK) p = q;
@@ -662,7 +667,7 @@ export class Journal {
       this._eraseOldest();
     }
     const gen = this._maxGen + 1;
-    this._f.program(p, 0, buildPageHeader(gen, this._next, this._ack));
+    this._f.program(p, 0, this._pageHeader(gen, this._next, this._ack));
     this._maxGen = gen;
     this._st[p] = S_LOG;
     this._gen[p] = gen;
@@ -678,10 +683,10 @@ export class Journal {
   /** Writes the current ack to flash: a marker in the head, or a new page whose header has it. */
   private _persistAck(): number {
     const h = this._head();
-    if (h >= 0 && !this._closed && this._end[h] + ENTRY_HEADER_SIZE <= this._ps) {
+    if (h >= 0 && !this._closed && this._end[h] + ENTRY_OVERHEAD <= this._ps) {
       const off = this._end[h];
-      this._f.program(h, off, buildEntry(T_ACK, this._ack, new Uint8Array(0)));
-      this._end[h] = off + ENTRY_HEADER_SIZE;
+      this._f.program(h, off, this._entry(T_ACK, this._ack, new Uint8Array(0)));
+      this._end[h] = off + ENTRY_OVERHEAD;
       this._dack = this._ack;
       return JOURNAL_OK;
     }

@@ -7,10 +7,11 @@
 //   - inside program(): the bytes before it are programmed, the byte at the cut is, at random
 //     (seeded): untouched (1 in 4), fully programmed (1 in 4), or left with a random subset of
 //     the bits it should clear cleared (1 in 2); later bytes are untouched;
-//   - inside erase(): the page is left in an undefined mix. A random progress P (0..1) is drawn;
-//     each byte independently becomes 0xFF with probability P, else has a random subset of its
-//     bits set (a half-erased cell) with probability (1 - P) / 4, else keeps its old value. A cut
-//     early in the erase can therefore leave a page header intact over damaged data.
+//   - inside erase(): the page is left in an undefined mix. A random progress P = u * u (u uniform
+//     in 0..1, so early cuts are common) is drawn; each byte independently becomes 0xFF with
+//     probability P, else has a random subset of its bits set (a half-erased cell) with
+//     probability (1 - P) / 16, else keeps its old value. An early cut can thus leave a page
+//     header intact over damaged data, or damage only a few bytes anywhere.
 // The call then throws `PowerCut`, and every further read/program/erase throws `PowerCut` until
 // `restorePower()` (the reboot).
 
@@ -108,11 +109,12 @@ export class SimFlash implements Flash {
     const at = this.locate(page, 0, this.pageSize, "erase");
     this.erases[page]++;
     if (this.cutIn === 0) {
-      const progress = this.random8() / 255;
+      const u = this.random8() / 255;
+      const progress = u * u;
       for (let i = 0; i < this.pageSize; i++) {
         const r = (this.random8() + 0.5) / 256;
         if (r < progress) this.mem[at + i] = 0xff;
-        else if (r < progress + (1 - progress) / 4) this.mem[at + i] |= this.random8();
+        else if (r < progress + (1 - progress) / 16) this.mem[at + i] |= this.random8();
       }
       this.lastCut = { kind: "erase", page, offset: 0 };
       this.cut(`power cut while erasing page ${page}`);
