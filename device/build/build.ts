@@ -4,8 +4,8 @@
 //   espruino  one minified script (iife) with the glue for Espruino's globals
 //   moddable  an ES module plus manifest.json for the Moddable SDK (ECMA-419 IO)
 //   xs        the core with a platform bridged over xsnap's issueCommand, for the engine tests
-//   node      the core for Node (the simulator imports the TypeScript directly; this bundle is
-//             what `pollkit-sim` ships)
+//   node      the core and the Node platform glue as an ES module; the simulator hands it the
+//             chip models (tests boot simulated devices from this bundle)
 //
 // Usage: tsx device/build/build.ts [--json] [target...]
 
@@ -49,6 +49,14 @@ export const TARGETS: FirmwareTarget[] = [
     checked: true,
     external: ["embedded:*", "timer", "flash"],
     extraFiles: [{ from: "device/targets/moddable/manifest.json", to: "moddable/manifest.json" }],
+  },
+  {
+    name: "node",
+    entry: "device/targets/node/main.ts",
+    out: "node/pollkit_node.mjs",
+    format: "esm",
+    minify: false,
+    checked: true,
   },
   {
     name: "xs",

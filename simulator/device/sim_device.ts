@@ -35,6 +35,8 @@ export interface SimDeviceOptions {
   randomBytes?: (n: number) => Uint8Array;
   onLog?: (line: string) => void;
   onScreen?: (s: Screen) => void;
+  /** The firmware to run: the TypeScript source by default, or a built bundle's Firmware. */
+  firmwareClass?: typeof Firmware;
 }
 
 /** A link view for one boot: callbacks of an earlier boot are dropped on reboot. */
@@ -147,7 +149,8 @@ export class SimDevice {
       onScreen: o.onScreen,
       random32: o.random32,
     });
-    this.firmware = new Firmware({
+    const FirmwareClass = o.firmwareClass ?? Firmware;
+    this.firmware = new FirmwareClass({
       platform: this.platform,
       firmwareVersion: FIRMWARE_VERSION,
       healthIntervalMs: o.healthIntervalMs,
