@@ -5,7 +5,8 @@
 // Memory estimate for Espruino: code runs from flash there, so what must fit in the ~12,000
 // variables of an nRF52840 is the live heap. XS counts heap slots (16 bytes each on 64-bit)
 // the way Espruino counts variables (12-16 bytes each), so the slots the firmware adds over an
-// empty XS worker, after boot and idle, stand for the variables it would hold on Espruino.
+// empty XS worker, after boot and idle and a garbage collection, stand for the variables it would
+// hold on Espruino.
 
 import os from "node:os";
 import { buildAll } from "../device/build/build.ts";
@@ -30,7 +31,9 @@ async function main(): Promise<void> {
 
   // Heap of an empty worker, for the baseline.
   const empty = await startXs();
-  const baseline = await empty.evaluate("globalThis.handleCommand = function (m) { return m; };");
+  await empty.evaluate("globalThis.handleCommand = function (m) { return m; };");
+  // gc() first: currentHeapCount counts garbage not yet collected.
+  const baseline = await empty.evaluate("gc()");
   await empty.close();
 
   const hw = new BridgeHardware({ seed: 3, pages: 16, pageSize: 4096 });
@@ -41,7 +44,8 @@ async function main(): Promise<void> {
   for (let t = 0; t < 600; t += 10) boot += (await xs.send(bridgeMsg.advance(10))).compute;
   const hello = encodeFrame(Envelope.encode(Envelope.fromObject({ hello: { protocolVersion: 1, role: 3 } })).finish());
   await xs.send(bridgeMsg.deliver(hello));
-  const afterBoot = await xs.send(bridgeMsg.advance(10));
+  await xs.send(bridgeMsg.advance(10));
+  const afterBoot = await xs.worker.evaluate("gc()");
   const health: number[] = [];
   for (let i = 0; i < 5; i++) health.push((await xs.send(bridgeMsg.health())).compute);
   const append: number[] = [];

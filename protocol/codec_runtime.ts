@@ -122,19 +122,17 @@ export function sizeSint64(v: number): number {
   return sizeHalves(ZLO, ZHI);
 }
 
+// Strings are walked with for...of, never charCodeAt(i): XS keeps strings as UTF-8, so indexing
+// by UTF-16 position is linear and a charCodeAt loop is quadratic on long strings.
+
 export function sizeUtf8(s: string): number {
   let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d < 0xe000) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
+    else if (ch.length > 1) n += 4;
+    else n += 3;
   }
   return n;
 }
@@ -266,25 +264,20 @@ export function writeDouble(w: Writer, v: number): void {
 export function writeUtf8(w: Writer, s: string): void {
   const b = w.b;
   let p = w.p;
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
+  for (const ch of s) {
+    let c = ch.charCodeAt(0);
     if (c < 0x80) b[p++] = c;
     else if (c < 0x800) {
       b[p++] = 0xc0 | (c >> 6);
       b[p++] = 0x80 | (c & 63);
+    } else if (ch.length > 1) {
+      // a surrogate pair: one code point above U+FFFF
+      c = 0x10000 + ((c - 0xd800) << 10) + (ch.charCodeAt(1) - 0xdc00);
+      b[p++] = 0xf0 | (c >> 18);
+      b[p++] = 0x80 | ((c >> 12) & 63);
+      b[p++] = 0x80 | ((c >> 6) & 63);
+      b[p++] = 0x80 | (c & 63);
     } else {
-      if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
-        const d = s.charCodeAt(i + 1);
-        if (d >= 0xdc00 && d < 0xe000) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          i++;
-          b[p++] = 0xf0 | (c >> 18);
-          b[p++] = 0x80 | ((c >> 12) & 63);
-          b[p++] = 0x80 | ((c >> 6) & 63);
-          b[p++] = 0x80 | (c & 63);
-          continue;
-        }
-      }
       // lone surrogates are written as their 3-byte form (as protobufjs does)
       b[p++] = 0xe0 | (c >> 12);
       b[p++] = 0x80 | ((c >> 6) & 63);
@@ -474,11 +467,17 @@ export function readString(r: Reader, end: number): string {
   const e = readLength(r, end);
   const b = r.b;
   let p = r.p;
-  let s = "";
+  // Codes gathered in chunks and joined once: repeated `s +=` is superlinear on XS.
+  const parts: string[] = [];
+  let u: number[] = [];
   while (p < e) {
+    if (u.length >= 512) {
+      parts.push(String.fromCharCode.apply(null, u));
+      u = [];
+    }
     const c = b[p++];
     if (c < 0x80) {
-      s += String.fromCharCode(c);
+      u.push(c);
       continue;
     }
     let need = 0;
@@ -497,7 +496,7 @@ export function readString(r: Reader, end: number): string {
       cp = c & 7;
       min = 0x10000;
     } else {
-      s += "\ufffd";
+      u.push(0xfffd);
       continue;
     }
     let ok = true;
@@ -510,18 +509,20 @@ export function readString(r: Reader, end: number): string {
       cp = (cp << 6) | (b[p + k] & 63);
     }
     if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) {
-      s += "\ufffd";
+      u.push(0xfffd);
       p += k === 0 ? 0 : k;
       continue;
     }
     p += need;
     if (cp >= 0x10000) {
       cp -= 0x10000;
-      s += String.fromCharCode(0xd800 + (cp >> 10), 0xdc00 + (cp & 1023));
-    } else s += String.fromCharCode(cp);
+      u.push(0xd800 + (cp >> 10), 0xdc00 + (cp & 1023));
+    } else u.push(cp);
   }
   r.p = e;
-  return s;
+  if (parts.length === 0) return String.fromCharCode.apply(null, u);
+  parts.push(String.fromCharCode.apply(null, u));
+  return parts.join("");
 }
 
 /** Skips a field of an unknown number (or of an unexpected wire type). */

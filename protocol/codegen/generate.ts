@@ -261,7 +261,10 @@ function genRead(t: protobuf.Type, plans: FieldPlan[]): string {
     .map((p) => `${p.name}: ${p.repeated ? "[]" : p.scalar.zero}`);
   out.push(inits.length > 0 ? `  const m: ${t.name} = { ${inits.join(", ")} };` : `  const m: ${t.name} = {};`);
   out.push("  while (r.p < end) {");
-  out.push("    const t = readVarint32(r);");
+  // One-byte tags and values (nearly all of them) are read inline: no call per field.
+  out.push("    let t = r.b[r.p];");
+  out.push("    if (t < 128) r.p++;");
+  out.push("    else t = readVarint32(r);");
   out.push("    switch (t) {");
   for (const p of plans) {
     const v = `m.${p.name}`;
@@ -292,7 +295,14 @@ function genRead(t: protobuf.Type, plans: FieldPlan[]): string {
       continue;
     }
     out.push(`      case ${tagOf(p.id, p.scalar.wire)}:`);
-    out.push(`       ${clear} ${v} = ${p.scalar.read};`);
+    if (p.scalar.read === "readVarint32(r)" || p.scalar.read === "readInt32(r)") {
+      // uint32, int32 and enums: a value below 128 is one byte
+      out.push("        t = r.b[r.p];");
+      out.push(`       ${clear} if (t < 128) {`);
+      out.push("          r.p++;");
+      out.push(`          ${v} = t;`);
+      out.push(`        } else ${v} = ${p.scalar.read};`);
+    } else out.push(`       ${clear} ${v} = ${p.scalar.read};`);
     out.push("        break;");
   }
   out.push("      default:");

@@ -259,7 +259,9 @@ function clearEnvelope_msg(m: Envelope): void {
 export function readEnvelope(r: Reader, end: number): Envelope {
   const m: Envelope = {};
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10: {
         const e = readLength(r, end);
@@ -405,16 +407,26 @@ export function writeHello(w: Writer, m: Hello): void {
 export function readHello(r: Reader, end: number): Hello {
   const m: Hello = { protocolVersion: 0, deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, capabilities: [], publicKey: new Uint8Array(0), journalNextSeq: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.protocolVersion = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.protocolVersion = t;
+        } else m.protocolVersion = readVarint32(r);
         break;
       case 18:
         m.deviceId = readString(r, end);
         break;
       case 24:
-        m.role = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.role = t;
+        } else m.role = readInt32(r);
         break;
       case 34:
         m.hardwareModel = readString(r, end);
@@ -562,13 +574,23 @@ export function writeHealth(w: Writer, m: Health): void {
 export function readHealth(r: Reader, end: number): Health {
   const m: Health = { batteryMv: 0, stateOfChargePermille: 0, currentMa: 0, temperatureDecic: 0, chargeState: 0, chargerFaults: 0, uptimeS: 0, rebootReason: 0, freeMemoryBytes: 0, freeStorageBytes: 0, journalBacklog: 0, peripheralFaults: 0, clockMs: 0, chargeMode: 0, errorCount: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.batteryMv = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.batteryMv = t;
+        } else m.batteryMv = readVarint32(r);
         break;
       case 16:
-        m.stateOfChargePermille = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.stateOfChargePermille = t;
+        } else m.stateOfChargePermille = readVarint32(r);
         break;
       case 24:
         m.currentMa = readSint32(r);
@@ -577,37 +599,77 @@ export function readHealth(r: Reader, end: number): Health {
         m.temperatureDecic = readSint32(r);
         break;
       case 40:
-        m.chargeState = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.chargeState = t;
+        } else m.chargeState = readInt32(r);
         break;
       case 48:
-        m.chargerFaults = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.chargerFaults = t;
+        } else m.chargerFaults = readVarint32(r);
         break;
       case 56:
-        m.uptimeS = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.uptimeS = t;
+        } else m.uptimeS = readVarint32(r);
         break;
       case 64:
-        m.rebootReason = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.rebootReason = t;
+        } else m.rebootReason = readInt32(r);
         break;
       case 72:
-        m.freeMemoryBytes = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.freeMemoryBytes = t;
+        } else m.freeMemoryBytes = readVarint32(r);
         break;
       case 80:
-        m.freeStorageBytes = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.freeStorageBytes = t;
+        } else m.freeStorageBytes = readVarint32(r);
         break;
       case 88:
-        m.journalBacklog = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.journalBacklog = t;
+        } else m.journalBacklog = readVarint32(r);
         break;
       case 96:
-        m.peripheralFaults = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.peripheralFaults = t;
+        } else m.peripheralFaults = readVarint32(r);
         break;
       case 104:
         m.clockMs = readUint64(r);
         break;
       case 112:
-        m.chargeMode = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.chargeMode = t;
+        } else m.chargeMode = readInt32(r);
         break;
       case 120:
-        m.errorCount = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.errorCount = t;
+        } else m.errorCount = readVarint32(r);
         break;
       default:
         skipField(r, t, end);
@@ -671,7 +733,9 @@ export function writeRecord(w: Writer, m: Record): void {
 export function readRecord(r: Reader, end: number): Record {
   const m: Record = { seq: 0, timeMs: 0, kind: 0, payload: new Uint8Array(0), signature: new Uint8Array(0) };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
         m.seq = readUint64(r);
@@ -680,7 +744,11 @@ export function readRecord(r: Reader, end: number): Record {
         m.timeMs = readUint64(r);
         break;
       case 24:
-        m.kind = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.kind = t;
+        } else m.kind = readInt32(r);
         break;
       case 34:
         m.payload = readBytes(r, end);
@@ -726,7 +794,9 @@ export function writeAck(w: Writer, m: Ack): void {
 export function readAck(r: Reader, end: number): Ack {
   const m: Ack = { seq: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
         m.seq = readUint64(r);
@@ -775,7 +845,9 @@ export function writeTimeSync(w: Writer, m: TimeSync): void {
 export function readTimeSync(r: Reader, end: number): TimeSync {
   const m: TimeSync = { hostTimeMs: 0, deviceTimeMs: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
         m.hostTimeMs = readUint64(r);
@@ -833,10 +905,16 @@ export function writeBootInfo(w: Writer, m: BootInfo): void {
 export function readBootInfo(r: Reader, end: number): BootInfo {
   const m: BootInfo = { reason: 0, bootId: 0, firmwareVersion: "" };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.reason = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.reason = t;
+        } else m.reason = readInt32(r);
         break;
       case 21:
         m.bootId = readFixed32(r);
@@ -894,7 +972,9 @@ export function writeAuditEvent(w: Writer, m: AuditEvent): void {
 export function readAuditEvent(r: Reader, end: number): AuditEvent {
   const m: AuditEvent = { event: "", actor: "", detail: "" };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10:
         m.event = readString(r, end);
@@ -1059,10 +1139,16 @@ function clearCommand_body(m: Command): void {
 export function readCommand(r: Reader, end: number): Command {
   const m: Command = { id: 0, authority: new Uint8Array(0) };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.id = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.id = t;
+        } else m.id = readVarint32(r);
         break;
       case 18: {
         const e = readLength(r, end);
@@ -1154,7 +1240,9 @@ export function writeInfoRequest(w: Writer, m: InfoRequest): void {
 export function readInfoRequest(r: Reader, end: number): InfoRequest {
   const m: InfoRequest = {};
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       default:
         skipField(r, t, end);
@@ -1204,7 +1292,9 @@ export function writeDiagnosticsRequest(w: Writer, m: DiagnosticsRequest): void 
 export function readDiagnosticsRequest(r: Reader, end: number): DiagnosticsRequest {
   const m: DiagnosticsRequest = { parts: [] };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10: {
         const e = readLength(r, end);
@@ -1253,7 +1343,9 @@ export function writeSetTime(w: Writer, m: SetTime): void {
 export function readSetTime(r: Reader, end: number): SetTime {
   const m: SetTime = { unixMs: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
         m.unixMs = readUint64(r);
@@ -1296,10 +1388,16 @@ export function writeSetChargeMode(w: Writer, m: SetChargeMode): void {
 export function readSetChargeMode(r: Reader, end: number): SetChargeMode {
   const m: SetChargeMode = { mode: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.mode = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.mode = t;
+        } else m.mode = readInt32(r);
         break;
       default:
         skipField(r, t, end);
@@ -1339,10 +1437,16 @@ export function writeRebootRequest(w: Writer, m: RebootRequest): void {
 export function readRebootRequest(r: Reader, end: number): RebootRequest {
   const m: RebootRequest = { delayMs: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.delayMs = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.delayMs = t;
+        } else m.delayMs = readVarint32(r);
         break;
       default:
         skipField(r, t, end);
@@ -1382,10 +1486,16 @@ export function writeReadLogRequest(w: Writer, m: ReadLogRequest): void {
 export function readReadLogRequest(r: Reader, end: number): ReadLogRequest {
   const m: ReadLogRequest = { maxLines: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.maxLines = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.maxLines = t;
+        } else m.maxLines = readVarint32(r);
         break;
       default:
         skipField(r, t, end);
@@ -1443,13 +1553,23 @@ export function writeTransferBegin(w: Writer, m: TransferBegin): void {
 export function readTransferBegin(r: Reader, end: number): TransferBegin {
   const m: TransferBegin = { kind: 0, totalBytes: 0, sha256: new Uint8Array(0), name: "" };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.kind = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.kind = t;
+        } else m.kind = readInt32(r);
         break;
       case 16:
-        m.totalBytes = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.totalBytes = t;
+        } else m.totalBytes = readVarint32(r);
         break;
       case 26:
         m.sha256 = readBytes(r, end);
@@ -1501,10 +1621,16 @@ export function writeTransferChunk(w: Writer, m: TransferChunk): void {
 export function readTransferChunk(r: Reader, end: number): TransferChunk {
   const m: TransferChunk = { offset: 0, data: new Uint8Array(0) };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.offset = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.offset = t;
+        } else m.offset = readVarint32(r);
         break;
       case 18:
         m.data = readBytes(r, end);
@@ -1547,7 +1673,9 @@ export function writeTransferEnd(w: Writer, m: TransferEnd): void {
 export function readTransferEnd(r: Reader, end: number): TransferEnd {
   const m: TransferEnd = { signature: new Uint8Array(0) };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10:
         m.signature = readBytes(r, end);
@@ -1652,13 +1780,23 @@ function clearCommandResult_body(m: CommandResult): void {
 export function readCommandResult(r: Reader, end: number): CommandResult {
   const m: CommandResult = { id: 0, status: 0, message: "" };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.id = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.id = t;
+        } else m.id = readVarint32(r);
         break;
       case 16:
-        m.status = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.status = t;
+        } else m.status = readInt32(r);
         break;
       case 26:
         m.message = readString(r, end);
@@ -1785,13 +1923,19 @@ export function writeDeviceInfo(w: Writer, m: DeviceInfo): void {
 export function readDeviceInfo(r: Reader, end: number): DeviceInfo {
   const m: DeviceInfo = { deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, rebootReason: 0, uptimeS: 0, journalFirstSeq: 0, journalNextSeq: 0, journalFreeBytes: 0, clockMs: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10:
         m.deviceId = readString(r, end);
         break;
       case 16:
-        m.role = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.role = t;
+        } else m.role = readInt32(r);
         break;
       case 26:
         m.hardwareModel = readString(r, end);
@@ -1803,10 +1947,18 @@ export function readDeviceInfo(r: Reader, end: number): DeviceInfo {
         m.bootId = readFixed32(r);
         break;
       case 48:
-        m.rebootReason = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.rebootReason = t;
+        } else m.rebootReason = readInt32(r);
         break;
       case 56:
-        m.uptimeS = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.uptimeS = t;
+        } else m.uptimeS = readVarint32(r);
         break;
       case 64:
         m.journalFirstSeq = readUint64(r);
@@ -1815,7 +1967,11 @@ export function readDeviceInfo(r: Reader, end: number): DeviceInfo {
         m.journalNextSeq = readUint64(r);
         break;
       case 80:
-        m.journalFreeBytes = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.journalFreeBytes = t;
+        } else m.journalFreeBytes = readVarint32(r);
         break;
       case 88:
         m.clockMs = readUint64(r);
@@ -1870,13 +2026,23 @@ export function writePartVerdict(w: Writer, m: PartVerdict): void {
 export function readPartVerdict(r: Reader, end: number): PartVerdict {
   const m: PartVerdict = { part: 0, verdict: 0, detail: "" };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.part = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.part = t;
+        } else m.part = readInt32(r);
         break;
       case 16:
-        m.verdict = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.verdict = t;
+        } else m.verdict = readInt32(r);
         break;
       case 26:
         m.detail = readString(r, end);
@@ -1929,7 +2095,9 @@ export function writeDiagnosticsReport(w: Writer, m: DiagnosticsReport): void {
 export function readDiagnosticsReport(r: Reader, end: number): DiagnosticsReport {
   const m: DiagnosticsReport = { parts: [] };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10: {
         const e = readLength(r, end);
@@ -1983,7 +2151,9 @@ export function writeLogLines(w: Writer, m: LogLines): void {
 export function readLogLines(r: Reader, end: number): LogLines {
   const m: LogLines = { lines: [] };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 10:
         (m.lines as string[]).push(readString(r, end));
@@ -2032,10 +2202,16 @@ export function writeTransferStatus(w: Writer, m: TransferStatus): void {
 export function readTransferStatus(r: Reader, end: number): TransferStatus {
   const m: TransferStatus = { receivedBytes: 0, complete: false };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.receivedBytes = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.receivedBytes = t;
+        } else m.receivedBytes = readVarint32(r);
         break;
       case 16:
         m.complete = readBool(r);
@@ -2090,16 +2266,26 @@ export function writeError(w: Writer, m: Error): void {
 export function readError(r: Reader, end: number): Error {
   const m: Error = { code: 0, detail: "", commandId: 0 };
   while (r.p < end) {
-    const t = readVarint32(r);
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
     switch (t) {
       case 8:
-        m.code = readInt32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.code = t;
+        } else m.code = readInt32(r);
         break;
       case 18:
         m.detail = readString(r, end);
         break;
       case 24:
-        m.commandId = readVarint32(r);
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.commandId = t;
+        } else m.commandId = readVarint32(r);
         break;
       default:
         skipField(r, t, end);
