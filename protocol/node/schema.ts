@@ -15,6 +15,7 @@ export function type(name: string): protobuf.Type {
 }
 
 export const Envelope = type("Envelope");
+export const Command = type("Command");
 
 /** Every message type in the schema, in declaration order. */
 export function messageTypes(): protobuf.Type[] {
