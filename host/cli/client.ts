@@ -108,9 +108,10 @@ export class ControlClient {
           if (ev.event === "message") o.onLine(ev.data);
         }
       }
-    } catch (e) {
+    } catch {
+      // The stream was open: the agent went away (stopped, restarted) while we followed.
       if (o.signal?.aborted) return "aborted";
-      throw this.unreachable(e);
+      return "stream-ended";
     }
     return "stream-ended";
   }

@@ -88,17 +88,10 @@ export function formatDuration(seconds: number | undefined): string {
   return t("duration.days", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
 }
 
-/** A signed offset in milliseconds: "+1.2 s", "-350 ms". */
-export function formatOffset(ms: number): string {
-  const sign = ms < 0 ? "-" : "+";
-  const a = Math.abs(ms);
-  return a < 1000 ? `${sign}${Math.round(a)} ms` : `${sign}${(a / 1000).toFixed(1)} s`;
-}
-
-/** A device's wall clock against this computer's. 0 means the device never had its clock set. */
-export function formatClock(clockMs: number | undefined, nowMs: number): string {
+/** A device's wall clock as of its last health report; 0 means it was never set. */
+export function formatClock(clockMs: number | undefined): string {
   if (clockMs === undefined || clockMs === 0) return t("value.clockNotSet");
-  return t("value.clock", { time: new Date(clockMs).toISOString(), offset: formatOffset(clockMs - nowMs) });
+  return new Date(clockMs).toISOString();
 }
 
 /** First 16 hex digits of SHA-256 over the key bytes: short enough to read out, long enough to compare. */

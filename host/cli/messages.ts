@@ -67,7 +67,10 @@ const MESSAGES = {
     ar: "اكتب صورة برنامج ثابت إلى جهاز في محمّل الإقلاع USB DFU",
   },
   "opt.image": { en: "firmware image file", ar: "ملف صورة البرنامج الثابت" },
-  "opt.transferSize": { en: "bytes per DFU block (default: what the device announces)", ar: "عدد البايتات في كل كتلة DFU (الافتراضي: ما يعلنه الجهاز)" },
+  "opt.transferSize": {
+    en: "bytes per DFU block, for a device that does not announce its own",
+    ar: "عدد البايتات في كل كتلة DFU، لجهاز لا يعلن هذا العدد بنفسه",
+  },
   "opt.dfuDevice": {
     en: "USB serial number of the device to update (needed when several are in DFU mode)",
     ar: "الرقم التسلسلي USB للجهاز المراد تحديثه (مطلوب عند وجود عدة أجهزة في وضع DFU)",
@@ -99,7 +102,6 @@ const MESSAGES = {
   "value.charging": { en: "{ma} mA (charging)", ar: "{ma} mA (يشحن)" },
   "value.discharging": { en: "{ma} mA (discharging)", ar: "{ma} mA (يفرغ)" },
   "value.clockNotSet": { en: "not set", ar: "غير مضبوطة" },
-  "value.clock": { en: "{time} ({offset} from this computer)", ar: "{time} (فرق {offset} عن هذا الحاسوب)" },
   "value.noFaults": { en: "none", ar: "لا يوجد" },
 
   "ago.seconds": { en: "{n} s ago", ar: "منذ {n} ث" },
@@ -137,7 +139,7 @@ const MESSAGES = {
   "field.freeStorage": { en: "free storage", ar: "مساحة التخزين المتاحة" },
   "field.journalBacklog": { en: "records not yet acknowledged", ar: "سجلات لم يُؤكَّد استلامها" },
   "field.peripheralFaults": { en: "failed parts", ar: "المكوّنات المعطّلة" },
-  "field.clock": { en: "device clock", ar: "ساعة الجهاز" },
+  "field.clock": { en: "device clock (at last report)", ar: "ساعة الجهاز (عند آخر تقرير)" },
   "field.errorCount": { en: "link errors since boot", ar: "أخطاء الاتصال منذ الإقلاع" },
   "field.records": { en: "records stored", ar: "السجلات المخزّنة" },
   "field.duplicates": { en: "duplicates dropped", ar: "التكرارات المحذوفة" },

@@ -241,7 +241,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       report(withHelpHint(commanderUsage(e)), json);
       return EXIT.usage;
     }
-    report(new CliError(EXIT.error, t("error.unexpected", { detail: e instanceof Error ? (e.stack ?? e.message) : String(e) }), t("hint.report")), json);
+    report(new CliError(EXIT.error, t("error.unexpected", { detail: e instanceof Error ? e.message : String(e) }), t("hint.report")), json);
     return EXIT.error;
   }
 }

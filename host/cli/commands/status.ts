@@ -67,7 +67,7 @@ export function statusRows(d: DeviceDetail, now: number): Cell[][] {
     field("field.freeStorage", formatBytes(h.freeStorageBytes ?? 0));
     field("field.journalBacklog", h.journalBacklog ?? 0);
     field("field.peripheralFaults", peripheralFaultNames(h.peripheralFaults ?? 0));
-    field("field.clock", formatClock(h.clockMs, now));
+    field("field.clock", formatClock(h.clockMs));
     field("field.errorCount", h.errorCount ?? 0);
   }
 
