@@ -89,7 +89,7 @@ test("signed records verify with the hello's key; unacknowledged records are res
   for (const r of recs) {
     const sig = new Uint8Array(r.signature ?? []);
     assert.equal(sig.length, 64);
-    const msg = signingBytes({ seq: r.seq, timeMs: r.timeMs, kind: r.kind, payload: new Uint8Array(r.payload ?? []) });
+    const msg = signingBytes({ seq: r.seq, timeMs: r.timeMs, kind: r.kind, payload: new Uint8Array(r.payload ?? []), prevSeq: r.prevSeq });
     assert.ok(verifyP256(key, msg, sig), `record ${r.seq} signature`);
     const forged = msg.slice();
     forged[forged.length - 1] ^= 1;

@@ -6,7 +6,7 @@ import type { Platform } from "../platform/platform.ts";
 import { Journal, JOURNAL_FULL } from "../services/journal.ts";
 import { SecureElement } from "../drivers/secure_element.ts";
 import { LinkService } from "../services/link.ts";
-import { Recorder } from "../services/recorder.ts";
+import { Recorder, lastRecordSeq } from "../services/recorder.ts";
 import { Telemetry } from "../services/telemetry.ts";
 import { CommandService, ALL_PARTS } from "../services/commands.ts";
 import {
@@ -87,6 +87,7 @@ export class Firmware {
       signer: function (message, cb) {
         self.se.signMessage(KEY_SLOT, message, cb);
       },
+      prevSeq: 0,
       onAppended: function () {
         if (self.link !== null) self.link.pump();
         if (self.journal.isNearFull()) self.telemetry.changed();
@@ -126,6 +127,7 @@ export class Firmware {
     this.journalOk = st.code === 0;
     if (!this.journalOk) this._fault(Peripheral.FLASH, "journal could not open: code " + st.code);
     else if (st.tornTail) this.log("journal: a record torn by power loss was dropped");
+    this.recorder.setPrevSeq(lastRecordSeq(this.journal));
     this._identity(function () {
       self.record(
         RecordKind.BOOT,
@@ -258,6 +260,7 @@ export class Firmware {
       capabilities: [Capability.JOURNAL, Capability.SECURE_ELEMENT],
       publicKey: this.publicKey,
       journalNextSeq: this.journal.nextSeq(),
+      journalAckedSeq: this.journal.ackedSeq(),
     };
   }
 

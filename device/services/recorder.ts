@@ -34,7 +34,7 @@ export function isSignedKind(kind: number): boolean {
 
 /** The bytes a signature covers: the Record with its signature field empty. */
 export function signingBytes(r: JournalRecord): Uint8Array {
-  return encodeRecord({ seq: r.seq, timeMs: r.timeMs, kind: r.kind, payload: r.payload });
+  return encodeRecord({ seq: r.seq, timeMs: r.timeMs, kind: r.kind, payload: r.payload, prevSeq: r.prevSeq });
 }
 
 interface Pending {
@@ -49,15 +49,27 @@ export interface RecorderOptions {
   signer: Signer;
   /** Called after each record lands in the journal (the link sends it). */
   onAppended: (seq: number) => void;
+  /** The last record already in the journal (see lastRecordSeq), chained from the next one. */
+  prevSeq: number;
+}
+
+/** The journal's last existing record above what is acknowledged (skipped numbers passed over). */
+export function lastRecordSeq(journal: { nextSeq(): number; ackedSeq(): number; read(seq: number): Uint8Array | null }): number {
+  let s = journal.nextSeq() - 1;
+  const floor = journal.ackedSeq();
+  while (s > floor && journal.read(s) === null) s--;
+  return s;
 }
 
 export class Recorder {
   _o: RecorderOptions;
   _queue: Pending[];
   _busy: boolean;
+  _prev: number;
 
   constructor(options: RecorderOptions) {
     this._o = options;
+    this._prev = options.prevSeq;
     this._queue = [];
     this._busy = false;
   }
@@ -70,6 +82,11 @@ export class Recorder {
 
   pending(): number {
     return this._queue.length;
+  }
+
+  /** Sets the record the next one chains to (after the journal is recovered at boot). */
+  setPrevSeq(seq: number): void {
+    this._prev = seq;
   }
 
   /** True while a record is being signed or queued. */
@@ -92,6 +109,7 @@ export class Recorder {
         timeMs: this._o.clock.wallMs(),
         kind: job.kind,
         payload: job.payload,
+        prevSeq: this._prev,
       };
       if (!isSignedKind(job.kind)) {
         this._append(rec, job);
@@ -116,6 +134,9 @@ export class Recorder {
       return encodeRecord(rec);
     });
     job.cb(seq);
-    if (seq > 0) this._o.onAppended(seq);
+    if (seq > 0) {
+      this._prev = seq;
+      this._o.onAppended(seq);
+    }
   }
 }

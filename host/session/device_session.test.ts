@@ -218,8 +218,8 @@ test("protobufjs round trip: stable for canonical records, not for unknown field
   const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b);
   const canonical = RecordType.encode(RecordType.fromObject({ seq: 5, timeMs: 1700000000000, kind: 2, payload: [1, 2], signature: new Array(64).fill(9) })).finish();
   assert.deepEqual(u8(RecordType.encode(RecordType.decode(canonical)).finish()), u8(canonical));
-  // A newer firmware adds field 6 (varint 1): protobufjs keeps no unknown fields, so it is lost.
-  const newer = new Uint8Array([...canonical, 0x30, 0x01]);
+  // A newer firmware adds field 15 (varint 1): protobufjs keeps no unknown fields, so it is lost.
+  const newer = new Uint8Array([...canonical, 0x78, 0x01]);
   assert.deepEqual(u8(RecordType.encode(RecordType.decode(newer)).finish()), u8(canonical));
   // Fields out of order (allowed on the wire): re-encoding reorders them.
   const swapped = new Uint8Array([0x18, 0x02, 0x08, 0x05]);

@@ -10,9 +10,13 @@
 // silent or still booting is reported (an "error" event), not disconnected.
 //
 // Acknowledgement rule (the device's journal acks cumulatively, "everything up to seq"):
-//   ack = min(store.highestSeq(device),              what is durably stored,
+//   ack = min(chain top,                             the last record of an unbroken chain,
 //             lowest seq whose store.put failed - 1,  never past a record the store lost,
 //             highest seq the device has announced)   never a seq the device did not send.
+// The chain starts at the device's journal_acked_seq (its hello) and each stored record whose
+// prev_seq is at or below the top extends it: a record lost in transit breaks the chain, so
+// nothing past it is acknowledged and the device resends it; a number the journal skipped after
+// a power cut does not (the next record's prev_seq steps over it).
 // The ack goes out only after store.put() has returned, never when it threw.
 
 import { randomInt } from "node:crypto";
@@ -59,6 +63,8 @@ export interface DeviceHello {
   /** P-256, uncompressed X || Y (64 bytes). */
   publicKey: Uint8Array;
   journalNextSeq: number;
+  /** Every record up to here was acknowledged by some host: the chain starts there. */
+  journalAckedSeq: number;
 }
 
 export interface HealthReport {
@@ -322,6 +328,7 @@ class TypedEmitter<E extends Record<string, unknown>> {
 
 interface PendingRecord {
   item: StoreItem;
+  prevSeq: number;
   kind: number;
   timeMs: number;
   payload: Uint8Array;
@@ -360,6 +367,10 @@ export class DeviceSession {
   /** Seqs whose store.put failed and that have not been stored since: the ack stays below them. */
   private readonly failedSeqs = new Set<number>();
   private maxSeqSeen = 0;
+  /** Last record of the unbroken chain of stored records (see the acknowledgement rule). */
+  private chainTop = 0;
+  /** Stored records not yet chained: seq -> prev_seq. */
+  private readonly unchained = new Map<number, number>();
   /**
    * Early flush: the device keeps at most a window of records unacknowledged (8 in this firmware)
    * and then waits. Learned at each timed flush as the records outstanding then; once that many
@@ -612,6 +623,7 @@ export class DeviceSession {
       capabilities: o.capabilities as number[],
       publicKey: new Uint8Array(o.publicKey as Uint8Array),
       journalNextSeq: o.journalNextSeq as number,
+      journalAckedSeq: o.journalAckedSeq as number,
     };
     if (h.deviceId === "") {
       this.refuse(ErrorCode.UNEXPECTED_MESSAGE, "a device hello without a device id");
@@ -630,6 +642,8 @@ export class DeviceSession {
     if (prev !== null && newIdentity) this.flush(false); // items queued under the old id
     this.hello = h;
     if (h.journalNextSeq - 1 > this.maxSeqSeen) this.maxSeqSeen = h.journalNextSeq - 1;
+    if (newIdentity) this.chainTop = 0;
+    this.extendChain(h.journalAckedSeq);
     if (!newIdentity && !rebooted) {
       // The same boot again (its answer to a resent host Hello, or its greeting on connect).
       if (this._state === "hello-wait") this.ready();
@@ -712,6 +726,7 @@ export class DeviceSession {
       return;
     }
     this.batch.push({
+      prevSeq: (o.prevSeq as number | undefined) ?? 0,
       item: { deviceId: this.hello.deviceId, channel: "record", seq, payload: bytes, receivedMs: this.clock() },
       kind: o.kind as number,
       timeMs: o.timeMs as number,
@@ -823,6 +838,8 @@ export class DeviceSession {
     const freshRecords = Math.max(0, Math.min(records.length, fresh - held.length));
     this.counters.recordsStored += freshRecords;
     this.counters.duplicates += records.length - freshRecords;
+    for (const r of records) if (r.item.seq! > this.chainTop) this.unchained.set(r.item.seq!, r.prevSeq);
+    this.extendChain(this.chainTop);
     for (const r of records) {
       this.failedSeqs.delete(r.item.seq!);
       this.emitter.emit("record", {
@@ -838,6 +855,21 @@ export class DeviceSession {
     if (ack && records.length > 0 && this._state !== "closed") this.sendAck(h.deviceId);
   }
 
+  /** Raises the chain top to `base`, then follows stored records whose prev_seq it reaches. */
+  private extendChain(base: number): void {
+    if (base > this.chainTop) this.chainTop = base;
+    for (;;) {
+      let next = -1;
+      for (const [seq, prev] of this.unchained) {
+        if (seq <= this.chainTop) this.unchained.delete(seq);
+        else if (prev <= this.chainTop && (next < 0 || seq < next)) next = seq;
+      }
+      if (next < 0) return;
+      this.chainTop = next;
+      this.unchained.delete(next);
+    }
+  }
+
   private sendAck(deviceId: string): void {
     let top: number;
     try {
@@ -847,7 +879,7 @@ export class DeviceSession {
       this.report("store", 0, `highestSeq failed: ${errorText(e)}; nothing acknowledged`);
       return;
     }
-    let seq = Math.min(top, this.maxSeqSeen);
+    let seq = Math.min(top, this.maxSeqSeen, this.chainTop);
     for (const f of this.failedSeqs) if (f - 1 < seq) seq = f - 1;
     if (seq <= 0) return;
     this.lastAck = seq;

@@ -339,6 +339,7 @@ export interface Hello {
   capabilities?: number[];
   publicKey?: Uint8Array;
   journalNextSeq?: number;
+  journalAckedSeq?: number;
 }
 
 export function sizeHello(m: Hello): number {
@@ -355,6 +356,7 @@ export function sizeHello(m: Hello): number {
   }
   if (m.publicKey !== undefined && m.publicKey.length > 0) n += 1 + sizeBytes(m.publicKey as Uint8Array);
   if (m.journalNextSeq !== undefined && m.journalNextSeq !== 0) n += 1 + sizeVarint64(m.journalNextSeq as number);
+  if (m.journalAckedSeq !== undefined && m.journalAckedSeq !== 0) n += 1 + sizeVarint64(m.journalAckedSeq as number);
   return n;
 }
 function packedSizeHello_capabilities(list: number[]): number {
@@ -402,10 +404,14 @@ export function writeHello(w: Writer, m: Hello): void {
     w.b[w.p++] = 72;
     writeVarint64(w, m.journalNextSeq as number);
   }
+  if (m.journalAckedSeq !== undefined && m.journalAckedSeq !== 0) {
+    w.b[w.p++] = 80;
+    writeVarint64(w, m.journalAckedSeq as number);
+  }
 }
 
 export function readHello(r: Reader, end: number): Hello {
-  const m: Hello = { protocolVersion: 0, deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, capabilities: [], publicKey: new Uint8Array(0), journalNextSeq: 0 };
+  const m: Hello = { protocolVersion: 0, deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, capabilities: [], publicKey: new Uint8Array(0), journalNextSeq: 0, journalAckedSeq: 0 };
   while (r.p < end) {
     let t = r.b[r.p];
     if (t < 128) r.p++;
@@ -451,6 +457,9 @@ export function readHello(r: Reader, end: number): Hello {
         break;
       case 72:
         m.journalNextSeq = readUint64(r);
+        break;
+      case 80:
+        m.journalAckedSeq = readUint64(r);
         break;
       default:
         skipField(r, t, end);
@@ -695,6 +704,7 @@ export interface Record {
   kind?: number;
   payload?: Uint8Array;
   signature?: Uint8Array;
+  prevSeq?: number;
 }
 
 export function sizeRecord(m: Record): number {
@@ -704,6 +714,7 @@ export function sizeRecord(m: Record): number {
   if (m.kind !== undefined && m.kind !== 0) n += 1 + sizeInt32(m.kind as number);
   if (m.payload !== undefined && m.payload.length > 0) n += 1 + sizeBytes(m.payload as Uint8Array);
   if (m.signature !== undefined && m.signature.length > 0) n += 1 + sizeBytes(m.signature as Uint8Array);
+  if (m.prevSeq !== undefined && m.prevSeq !== 0) n += 1 + sizeVarint64(m.prevSeq as number);
   return n;
 }
 
@@ -728,10 +739,14 @@ export function writeRecord(w: Writer, m: Record): void {
     w.b[w.p++] = 42;
     writeBytes(w, m.signature as Uint8Array);
   }
+  if (m.prevSeq !== undefined && m.prevSeq !== 0) {
+    w.b[w.p++] = 48;
+    writeVarint64(w, m.prevSeq as number);
+  }
 }
 
 export function readRecord(r: Reader, end: number): Record {
-  const m: Record = { seq: 0, timeMs: 0, kind: 0, payload: new Uint8Array(0), signature: new Uint8Array(0) };
+  const m: Record = { seq: 0, timeMs: 0, kind: 0, payload: new Uint8Array(0), signature: new Uint8Array(0), prevSeq: 0 };
   while (r.p < end) {
     let t = r.b[r.p];
     if (t < 128) r.p++;
@@ -755,6 +770,9 @@ export function readRecord(r: Reader, end: number): Record {
         break;
       case 42:
         m.signature = readBytes(r, end);
+        break;
+      case 48:
+        m.prevSeq = readUint64(r);
         break;
       default:
         skipField(r, t, end);

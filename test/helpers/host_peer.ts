@@ -50,7 +50,7 @@ export class HostPeer {
     return this.received.filter((e) => e[kind] !== undefined).map((e) => e[kind] as Record<string, unknown>);
   }
 
-  records(): { seq: number; kind: number; payload?: number[]; signature?: number[]; timeMs?: number }[] {
+  records(): { seq: number; kind: number; payload?: number[]; signature?: number[]; timeMs?: number; prevSeq?: number }[] {
     return this.of("record") as { seq: number; kind: number }[];
   }
 
