@@ -9,6 +9,7 @@ import { LinkService } from "../services/link.ts";
 import { Recorder, lastRecordSeq } from "../services/recorder.ts";
 import { Telemetry } from "../services/telemetry.ts";
 import { CommandService, ALL_PARTS } from "../services/commands.ts";
+import { TransferReceiver, CountingSink } from "../services/transfer.ts";
 import {
   Capability,
   ErrorCode,
@@ -44,6 +45,7 @@ export class Firmware {
   recorder: Recorder;
   telemetry: Telemetry;
   commands: CommandService;
+  transfer: TransferReceiver;
   link: LinkService | null;
   publicKey: Uint8Array;
   bootId: number;
@@ -93,7 +95,9 @@ export class Firmware {
         if (self.journal.isNearFull()) self.telemetry.changed();
       },
     });
+    this.transfer = new TransferReceiver(new CountingSink());
     this.commands = new CommandService({
+      transfer: this.transfer,
       info: function () {
         return self.info();
       },
@@ -257,7 +261,7 @@ export class Firmware {
       hardwareModel: this.p.identity.hardwareModel,
       firmwareVersion: this.version,
       bootId: this.bootId,
-      capabilities: [Capability.JOURNAL, Capability.SECURE_ELEMENT],
+      capabilities: [Capability.JOURNAL, Capability.SECURE_ELEMENT, Capability.DATA_TRANSFER],
       publicKey: this.publicKey,
       journalNextSeq: this.journal.nextSeq(),
       journalAckedSeq: this.journal.ackedSeq(),

@@ -14,6 +14,7 @@ import {
   type DeviceInfo,
   type PartVerdict,
 } from "../../protocol/generated/device_codec.ts";
+import type { TransferReceiver } from "./transfer.ts";
 
 /** What the command service needs from the rest of the firmware. */
 export interface CommandContext {
@@ -26,6 +27,7 @@ export interface CommandContext {
   logLines(max: number): string[];
   record(kind: number, payload: Uint8Array): void;
   send(result: CommandResult): void;
+  transfer: TransferReceiver;
 }
 
 /** Remembered answers, for repeated command ids. */
@@ -109,12 +111,12 @@ export class CommandService {
       done({ status: Status.OK, log: { lines: c.logLines(max > 0 ? max : 50) } });
     } else if (cmd.setChargeMode !== undefined) {
       done({ status: Status.UNSUPPORTED, message: "no charger on this device" });
-    } else if (
-      cmd.transferBegin !== undefined ||
-      cmd.transferChunk !== undefined ||
-      cmd.transferEnd !== undefined
-    ) {
-      done({ status: Status.UNSUPPORTED, message: "data transfer is not available in this firmware" });
+    } else if (cmd.transferBegin !== undefined) {
+      done(c.transfer.begin(cmd.transferBegin));
+    } else if (cmd.transferChunk !== undefined) {
+      done(c.transfer.chunk(cmd.transferChunk));
+    } else if (cmd.transferEnd !== undefined) {
+      done(c.transfer.end(cmd.transferEnd.signature ?? new Uint8Array(0)));
     } else {
       done({ status: Status.UNSUPPORTED, message: "unknown command" });
     }

@@ -97,14 +97,23 @@ const CRC_NIBBLE = new Uint32Array([
 ]);
 
 /** CRC-32 (IEEE: zlib, E.CRC32) of bytes[start, end), in the engine subset. */
-export function crc32(bytes: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
+/** Running CRC-32: start from 0xFFFFFFFF, feed ranges, finish with crc32Final. */
+export function crc32Update(crc: number, bytes: Uint8Array, start: number, end: number): number {
+  let c = crc;
   for (let i = start; i < end; i++) {
     const b = bytes[i];
     c = (c >>> 4) ^ CRC_NIBBLE[(c ^ b) & 15];
     c = (c >>> 4) ^ CRC_NIBBLE[(c ^ (b >>> 4)) & 15];
   }
-  return (c ^ 0xffffffff) >>> 0;
+  return c;
+}
+
+export function crc32Final(crc: number): number {
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+export function crc32(bytes: Uint8Array, start: number, end: number): number {
+  return crc32Final(crc32Update(0xffffffff, bytes, start, end));
 }
 
 function get16(b: Uint8Array, at: number): number {

@@ -145,6 +145,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
     >
   >;
   private readonly outbox: Outbox;
+  private readonly url: string;
   private readonly prefix: string;
   private readonly mqttOptions: IClientOptions;
   private conn: Connection | null = null;
@@ -207,8 +208,6 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
     };
     this.url = options.url;
   }
-
-  private readonly url: string;
 
   /** Starts connecting (and reconnecting until close()). */
   start(): this {
@@ -290,7 +289,9 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
           if (st.online) acks.push(this.publishAcked(c, `${this.prefix}${deviceId}/status`, statusPayload(false, at, "agent closed"), true));
         }
         acks.push(this.publishAcked(c, this.agentStatusTopic, statusPayload(false, at, "closed"), true));
-        await Promise.race([Promise.all(acks), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(acks), new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+        clearTimeout(timer);
       }
     }
     await new Promise<void>((resolve) => {

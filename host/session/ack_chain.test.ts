@@ -33,7 +33,12 @@ function rig(): { session: DeviceSession; deviceSends: (env: Record<string, unkn
   const store: SessionStore = {
     put: (items) => {
       let n = 0;
-      for (const i of items) if (i.channel === "record" && i.seq !== null && !stored.includes(i.seq)) (stored.push(i.seq), n++);
+      for (const i of items) {
+        if (i.channel === "record" && i.seq !== null && !stored.includes(i.seq)) {
+          stored.push(i.seq);
+          n++;
+        }
+      }
       return n + items.filter((i) => i.channel !== "record").length;
     },
     highestSeq: () => (stored.length ? Math.max(...stored) : 0),

@@ -5,23 +5,19 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test, type TestContext } from "node:test";
+import { test, type TestContext } from "node:test";
 import { connect, type MqttClient } from "mqtt";
 import { type } from "../../../protocol/node/schema.ts";
 import { Outbox, type OutboxItem } from "../../outbox/outbox.ts";
 import { MqttBridge } from "../bridge.ts";
 
 const RecordT = type("Record");
-let tempDir: string | null = null;
 let n = 0;
+const tempDir = mkdtempSync(join(tmpdir(), "pollkit-bridge-"));
+process.on("exit", () => rmSync(tempDir, { recursive: true, force: true }));
 
-/** A temp directory for this test file, removed when its tests end. */
+/** A temp directory for this test process, removed when it exits. */
 export function dir(): string {
-  if (tempDir === null) {
-    const d = mkdtempSync(join(tmpdir(), "pollkit-bridge-"));
-    tempDir = d;
-    after(() => rmSync(d, { recursive: true, force: true }));
-  }
   return tempDir;
 }
 
@@ -66,11 +62,21 @@ export class Subscriber {
     const sub = new Subscriber(client);
     client.on("error", () => undefined);
     client.on("message", (topic, payload, packet) => sub.onMessage(topic, payload, packet.dup));
-    await new Promise<void>((resolve, reject) => {
-      client.once("connect", () => {
-        client.subscribe(`pollkit/v1/${site}/#`, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`subscriber: no connection to ${url} within 5 s`)), 5000);
+        client.once("connect", () => {
+          client.subscribe(`pollkit/v1/${site}/#`, { qos: 1 }, (err) => {
+            clearTimeout(t);
+            if (err) reject(err);
+            else resolve();
+          });
+        });
       });
-    });
+    } catch (e) {
+      client.end(true);
+      throw e;
+    }
     return sub;
   }
 
@@ -148,69 +154,86 @@ export interface Broker {
   url: string;
 }
 
+/**
+ * Cleanups for one test, run after it in reverse order whether it passed or not, so that a failed
+ * test leaves no client, bridge or server keeping the process alive.
+ */
+export function deferrer(t: TestContext): (fn: () => unknown) => void {
+  const fns: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const fn of fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        // keep cleaning up
+      }
+    }
+  });
+  return (fn) => {
+    fns.push(fn);
+  };
+}
+
 /** The tests that run against both brokers. */
 export function commonSuite(name: string, brokerOf: () => Broker): void {
   test(`${name}: 2,000 records drain exactly once, in per-device order`, async (t: TestContext) => {
+    const defer = deferrer(t);
     const site = uniq("site");
     const devices = ["VVD-000001", "VVD-000002", "RAD-000003", "VVD-000004"];
     const outbox = newOutbox();
+    defer(() => outbox.close());
     outbox.put(records(devices, 1, 500));
     const sub = await Subscriber.open(brokerOf().url, site);
+    defer(() => sub.close());
     const bridge = new MqttBridge({ url: brokerOf().url, site, agentId: "agent-1", outbox });
-    try {
-      const t0 = performance.now();
-      bridge.start();
-      await sub.waitFor("2000 records", () => sub.distinct === 2000 && outbox.count() === 0 && bridge.stats().inFlight === 0, 15_000);
-      const secs = (performance.now() - t0) / 1000;
-      t.diagnostic(`${name}: 2000 records in ${secs.toFixed(2)} s = ${Math.round(2000 / secs)} records/s (maxInFlight 64, synchronous FULL)`);
-      await new Promise((r) => setTimeout(r, 200)); // any late repeat would show now
-      assert.equal(sub.total, 2000, "no record twice");
-      sub.assertInOrder(devices, 500);
-      const st = bridge.stats();
-      assert.equal(st.published, 2000);
-      assert.equal(st.publishes, 2000);
-      assert.equal(st.connects, 1);
-      assert.deepEqual(outbox.stats(), { pending: 0, sent: 2000, duplicatesDropped: 0 });
-      // replays from the devices after sending are still dropped: nothing new goes out
-      assert.equal(outbox.put(records(devices, 499, 500)), 0);
-      assert.equal(sub.statuses.get(`_agent/agent-1`)?.state, "online");
-    } finally {
-      await bridge.close();
-      await sub.close();
-      outbox.close();
-    }
+    defer(() => bridge.close());
+    const t0 = performance.now();
+    bridge.start();
+    await sub.waitFor("2000 records", () => sub.distinct === 2000 && outbox.count() === 0 && bridge.stats().inFlight === 0, 15_000);
+    const secs = (performance.now() - t0) / 1000;
+    t.diagnostic(`${name}: 2000 records in ${secs.toFixed(2)} s = ${Math.round(2000 / secs)} records/s (maxInFlight 64, synchronous FULL)`);
+    await new Promise((r) => setTimeout(r, 200)); // any late repeat would show now
+    assert.equal(sub.total, 2000, "no record twice");
+    sub.assertInOrder(devices, 500);
+    const st = bridge.stats();
+    assert.equal(st.published, 2000);
+    assert.equal(st.publishes, 2000);
+    assert.equal(st.connects, 1);
+    assert.deepEqual(outbox.stats(), { pending: 0, sent: 2000, duplicatesDropped: 0 });
+    // replays from the devices after sending are still dropped: nothing new goes out
+    assert.equal(outbox.put(records(devices, 499, 500)), 0);
+    assert.equal(sub.statuses.get(`_agent/agent-1`)?.state, "online");
   });
 
-  test(`${name}: other channels, notify(), device status, close() publishes offline`, async () => {
+  test(`${name}: other channels, notify(), device status, close() publishes offline`, async (t: TestContext) => {
+    const defer = deferrer(t);
     const site = uniq("site");
     const outbox = newOutbox();
+    defer(() => outbox.close());
     const sub = await Subscriber.open(brokerOf().url, site);
+    defer(() => sub.close());
     const bridge = new MqttBridge({ url: brokerOf().url, site, agentId: "agent-2", outbox, pollMs: 0 });
-    try {
-      bridge.start();
-      bridge.setDeviceStatus("VVD-000009", true);
-      await sub.waitFor("agent online", () => sub.statuses.get("_agent/agent-2")?.state === "online");
-      await sub.waitFor("device online", () => sub.statuses.get("VVD-000009")?.state === "online");
-      outbox.put([
-        { deviceId: "VVD-000009", channel: "log", seq: null, payload: Buffer.from("boot ok"), receivedMs: 1 },
-        recordItem("VVD-000009", 1),
-      ]);
-      bridge.notify();
-      await sub.waitFor("log and record", () => sub.logs.length === 1 && sub.distinct === 1);
-      assert.deepEqual(sub.logs, ["boot ok"]);
-      await bridge.close();
-      await sub.waitFor("agent offline", () => sub.statuses.get("_agent/agent-2")?.state === "offline");
-      assert.equal(sub.statuses.get("_agent/agent-2")?.reason, "closed");
-      assert.equal(sub.statuses.get("VVD-000009")?.state, "offline");
-      assert.equal(bridge.stats().connected, false);
-    } finally {
-      await bridge.close();
-      await sub.close();
-      outbox.close();
-    }
+    defer(() => bridge.close());
+    bridge.start();
+    bridge.setDeviceStatus("VVD-000009", true);
+    await sub.waitFor("agent online", () => sub.statuses.get("_agent/agent-2")?.state === "online");
+    await sub.waitFor("device online", () => sub.statuses.get("VVD-000009")?.state === "online");
+    outbox.put([
+      { deviceId: "VVD-000009", channel: "log", seq: null, payload: Buffer.from("boot ok"), receivedMs: 1 },
+      recordItem("VVD-000009", 1),
+    ]);
+    bridge.notify();
+    await sub.waitFor("log and record", () => sub.logs.length === 1 && sub.distinct === 1);
+    assert.deepEqual(sub.logs, ["boot ok"]);
+    await bridge.close();
+    await sub.waitFor("agent offline", () => sub.statuses.get("_agent/agent-2")?.state === "offline");
+    assert.equal(sub.statuses.get("_agent/agent-2")?.reason, "closed");
+    assert.equal(sub.statuses.get("VVD-000009")?.state, "offline");
+    assert.equal(bridge.stats().connected, false);
   });
 
-  test(`${name}: the retained agent status turns "offline" by the will when the bridge process is killed`, async () => {
+  test(`${name}: the retained agent status turns "offline" by the will when the bridge process is killed`, async (t: TestContext) => {
+    const defer = deferrer(t);
     const site = uniq("site");
     const path = join(dir(), `${uniq("child-")}.db`);
     const child = spawn(
@@ -219,32 +242,25 @@ export function commonSuite(name: string, brokerOf: () => Broker): void {
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.setEncoding("utf8");
-        child.stdout.on("data", (s: string) => s.includes("connected") && resolve());
-        child.once("exit", (code) => reject(new Error(`bridge child exited with ${code}`)));
-      });
-      // a subscriber arriving now gets the retained statuses
-      const sub = await Subscriber.open(brokerOf().url, site);
-      try {
-        await sub.waitFor("retained online", () => sub.statuses.get("_agent/agent-k")?.state === "online");
-        await sub.waitFor("device online", () => sub.statuses.get("VVD-CHILD")?.state === "online");
-        child.kill("SIGKILL");
-        await sub.waitFor("offline by will", () => sub.statuses.get("_agent/agent-k")?.state === "offline", 5000);
-        assert.equal(sub.statuses.get("_agent/agent-k")?.reason, "connection lost");
-      } finally {
-        await sub.close();
-      }
-      const late = await Subscriber.open(brokerOf().url, site);
-      try {
-        await late.waitFor("retained offline", () => late.statuses.get("_agent/agent-k")?.state === "offline");
-      } finally {
-        await late.close();
-      }
-    } finally {
+    defer(async () => {
       child.kill("SIGKILL");
       await exited;
-    }
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (s: string) => s.includes("connected") && resolve());
+      child.once("exit", (code) => reject(new Error(`bridge child exited with ${code}`)));
+    });
+    // a subscriber arriving now gets the retained statuses
+    const sub = await Subscriber.open(brokerOf().url, site);
+    defer(() => sub.close());
+    await sub.waitFor("retained online", () => sub.statuses.get("_agent/agent-k")?.state === "online");
+    await sub.waitFor("device online", () => sub.statuses.get("VVD-CHILD")?.state === "online");
+    child.kill("SIGKILL");
+    await sub.waitFor("offline by will", () => sub.statuses.get("_agent/agent-k")?.state === "offline", 5000);
+    assert.equal(sub.statuses.get("_agent/agent-k")?.reason, "connection lost");
+    const late = await Subscriber.open(brokerOf().url, site);
+    defer(() => late.close());
+    await late.waitFor("retained offline", () => late.statuses.get("_agent/agent-k")?.state === "offline");
   });
 }
