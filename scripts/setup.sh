@@ -13,7 +13,7 @@ fi
 
 
 # Debian package -> a command it provides.
-declare -A wanted=([socat]=socat [mosquitto]=mosquitto [protobuf-compiler]=protoc)
+declare -A wanted=([socat]=socat [mosquitto]=mosquitto [protobuf-compiler]=protoc [chromium]=chromium)
 missing=()
 for pkg in "${!wanted[@]}"; do
   command -v "${wanted[$pkg]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${wanted[$pkg]}" ] || missing+=("$pkg")
