@@ -1,0 +1,116 @@
+// `pollkit ops`: the operations console as one service: the store, the device registry, ingest
+// from the broker (verified in worker threads), the dashboard and its JSON API, and the
+// scheduled maintenance status reports.
+
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { SqliteOpsStore } from "./store/sqlite_store.ts";
+import { importRegistry } from "./registry/registry.ts";
+import { Ingest } from "./ingest/ingest.ts";
+import { startOpsWeb, type OpsWeb } from "./web/server.ts";
+import { scheduleReports, type ReportSchedule } from "./reports/maintenance.ts";
+
+export interface OpsConfig {
+  mqtt: { url: string; shared?: string; username?: string; password?: string };
+  store: { path: string };
+  /** Provisioning file (JSON or CSV) imported at start; later imports add or update devices. */
+  registry?: string;
+  web: { host: string; port: number; lang: "en" | "ar" };
+  reports: { everyMs: number; outDir: string };
+  /** Health report interval the fleet is configured with (for "silent" alerts). */
+  healthIntervalMs: number;
+}
+
+export class OpsConfigError extends Error {}
+
+export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
+  if (typeof raw !== "object" || raw === null) throw new OpsConfigError("config must be a JSON object");
+  const c = raw as Record<string, Record<string, unknown> | string | number | undefined>;
+  const sect = (name: string): Record<string, unknown> => {
+    const v = c[name];
+    if (v === undefined) return {};
+    if (typeof v !== "object" || v === null) throw new OpsConfigError(`${name} must be an object`);
+    return v;
+  };
+  const rel = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const mqtt = sect("mqtt");
+  const store = sect("store");
+  const web = sect("web");
+  const reports = sect("reports");
+  if (typeof mqtt.url !== "string" || !/^(mqtts?|wss?):\/\//.test(mqtt.url)) throw new OpsConfigError("mqtt.url must be an mqtt://, mqtts://, ws:// or wss:// URL");
+  if (typeof store.path !== "string" || store.path === "") throw new OpsConfigError("store.path must name the SQLite file");
+  const port = web.port ?? 8080;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) throw new OpsConfigError("web.port must be a port number");
+  const lang = web.lang ?? "en";
+  if (lang !== "en" && lang !== "ar") throw new OpsConfigError('web.lang must be "en" or "ar"');
+  const everyMs = reports.everyMs ?? 3600000;
+  if (typeof everyMs !== "number" || everyMs < 1000) throw new OpsConfigError("reports.everyMs must be at least 1000");
+  return {
+    mqtt: {
+      url: mqtt.url,
+      shared: typeof mqtt.shared === "string" ? mqtt.shared : undefined,
+      username: typeof mqtt.username === "string" ? mqtt.username : undefined,
+      password: typeof mqtt.password === "string" ? mqtt.password : undefined,
+    },
+    store: { path: rel(store.path) },
+    registry: typeof c.registry === "string" ? rel(c.registry) : undefined,
+    web: { host: typeof web.host === "string" ? web.host : "127.0.0.1", port, lang },
+    reports: { everyMs, outDir: rel(typeof reports.outDir === "string" ? reports.outDir : "reports") },
+    healthIntervalMs: typeof c.healthIntervalMs === "number" ? c.healthIntervalMs : 60000,
+  };
+}
+
+export function loadOpsConfig(path: string): OpsConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new OpsConfigError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  return parseOpsConfig(raw, dirname(resolve(path)));
+}
+
+export interface RunningOps {
+  store: SqliteOpsStore;
+  ingest: Ingest;
+  web: OpsWeb;
+  reports: ReportSchedule;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startOps(config: OpsConfig): Promise<RunningOps> {
+  mkdirSync(dirname(config.store.path), { recursive: true });
+  mkdirSync(config.reports.outDir, { recursive: true });
+  const store = new SqliteOpsStore(config.store.path);
+  if (config.registry) importRegistry(store, config.registry);
+  const ingest = new Ingest({
+    url: config.mqtt.url,
+    store,
+    shared: config.mqtt.shared,
+    mqtt: { username: config.mqtt.username, password: config.mqtt.password },
+  });
+  const web = await startOpsWeb({
+    store,
+    ingest,
+    host: config.web.host,
+    port: config.web.port,
+    lang: config.web.lang,
+    alertOptions: { healthIntervalMs: config.healthIntervalMs },
+  });
+  await ingest.start();
+  const reports = scheduleReports({ store, everyMs: config.reports.everyMs, outDir: config.reports.outDir, lang: config.web.lang, alertOptions: { healthIntervalMs: config.healthIntervalMs } });
+  return {
+    store,
+    ingest,
+    web,
+    reports,
+    url: web.url,
+    async stop() {
+      reports.stop();
+      await ingest.close();
+      await web.close();
+      store.close();
+    },
+  };
+}
