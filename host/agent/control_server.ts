@@ -1,11 +1,24 @@
 // The agent's local control API (see host/control/api.ts for the routes and shapes): JSON over
-// HTTP on loopback, plus server-sent events for following a device's log.
+// HTTP on loopback, plus server-sent events for following a device's log and a transfer's progress.
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Agent } from "./agent.ts";
-import type { ApiError, CommandRequest, TimeSyncResult } from "../control/api.ts";
+import {
+  MAX_TRANSFER_BODY_BYTES,
+  MAX_TRANSFER_DATA_BYTES,
+  TRANSFER_KINDS,
+  isTransferKind,
+  type ApiError,
+  type CommandRequest,
+  type TimeSyncResult,
+  type TransferProgress,
+  type TransferRequest,
+  type TransferStreamError,
+} from "../control/api.ts";
 import { Command } from "../../protocol/node/schema.ts";
+import { CommandError } from "../session/device_session.ts";
+import { TransferError, sendTransfer } from "../session/transfer.ts";
 
 export interface ControlServer {
   url: string;
@@ -24,18 +37,23 @@ class HttpError extends Error {
 
 const MAX_BODY = 64 * 1024;
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+function readBody(req: IncomingMessage, maxBytes = MAX_BODY): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on("data", (c: Buffer) => {
+      if (over) return;
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `request body over ${MAX_BODY} bytes`));
-        req.destroy();
+      if (size > maxBytes) {
+        // Answer 413 and drop the rest (destroying the request would cut the answer off too).
+        over = true;
+        chunks.length = 0;
+        reject(new HttpError(413, `request body over ${maxBytes} bytes`));
       } else chunks.push(c);
     });
     req.on("end", () => {
+      if (over) return;
       if (size === 0) return resolve({});
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
@@ -57,7 +75,48 @@ function unknownDevice(id: string): HttpError {
   return new HttpError(404, `no device ${id} is connected to this agent`, "List connected devices with: pollkit devices");
 }
 
+/** Standard base64 with padding. Checked without a grouped regex: V8 overflows its stack on megabytes. */
+function isBase64(s: string): boolean {
+  if (s.length % 4 !== 0 || /[^A-Za-z0-9+/=]/.test(s)) return false;
+  const pad = s.indexOf("=");
+  return pad < 0 || (pad >= s.length - 2 && /^=+$/.test(s.slice(pad)));
+}
+
+/** A transfer request body, checked; the data decoded. */
+function transferBody(body: Partial<TransferRequest>): { kind: number; name: string; data: Uint8Array } {
+  const kinds = Object.keys(TRANSFER_KINDS).join(", ");
+  if (!isTransferKind(body.kind)) throw new HttpError(400, `kind must be one of ${kinds}`);
+  if (body.name !== undefined && (typeof body.name !== "string" || Buffer.byteLength(body.name) > 200)) {
+    throw new HttpError(400, "name must be a string of at most 200 bytes");
+  }
+  if (typeof body.dataBase64 !== "string" || !isBase64(body.dataBase64)) throw new HttpError(400, "dataBase64 must be base64 (standard alphabet, padded)");
+  const data = new Uint8Array(Buffer.from(body.dataBase64, "base64"));
+  if (data.length === 0) throw new HttpError(400, "nothing to transfer: dataBase64 is empty");
+  if (data.length > MAX_TRANSFER_DATA_BYTES) throw new HttpError(413, `data over ${MAX_TRANSFER_DATA_BYTES} bytes`);
+  return { kind: TRANSFER_KINDS[body.kind], name: body.name ?? "", data };
+}
+
+/** How a transfer that had started failed, as its `error` event. */
+function transferFailure(id: string, e: unknown): TransferStreamError {
+  const message = e instanceof Error ? e.message : String(e);
+  const checkLink = "Check the cable or radio link and try again; the device continues where it stopped";
+  // Refused (a status that is not OK, an Error envelope): 502. No answer, the connection closed,
+  // chunks kept getting lost: 504.
+  if (e instanceof TransferError || e instanceof CommandError) {
+    if (e.failure === "refused") return { status: 502, error: `${id}: ${message}`, hint: `Check the device with: pollkit status ${id}` };
+    return { status: 504, error: `${id} did not answer: ${message}`, hint: checkLink };
+  }
+  return { status: 500, error: message };
+}
+
+function event(res: ServerResponse, name: string, data: unknown): void {
+  if (res.destroyed || res.writableEnded) return; // the client went away
+  res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
 export async function startControlServer(agent: Agent, host: string, port: number): Promise<ControlServer> {
+  /** Devices with a transfer in progress: a device takes one transfer at a time. */
+  const transferring = new Set<string>();
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://agent");
     const parts = url.pathname.split("/").filter((p) => p !== "").map(decodeURIComponent);
@@ -98,6 +157,41 @@ export async function startControlServer(agent: Agent, host: string, port: numbe
         } catch (e) {
           throw new HttpError(504, `${id} did not answer: ${(e as Error).message}`, "Check the cable or radio link and try again");
         }
+      }
+      if (method === "POST" && parts.length === 4 && parts[3] === "transfer") {
+        if (!agent.session(id)) throw unknownDevice(id);
+        const o = transferBody((await readBody(req, MAX_TRANSFER_BODY_BYTES)) as Partial<TransferRequest>);
+        // Looked up again: the device may have reconnected while the body arrived.
+        const session = agent.session(id);
+        if (!session) throw unknownDevice(id);
+        if (transferring.has(id)) throw new HttpError(409, `a transfer to ${id} is already in progress`, "Wait for it to finish, then try again");
+        transferring.add(id);
+        const stop = new AbortController();
+        // The client went away (Ctrl-C): stop sending; the device keeps what it has.
+        res.on("close", () => stop.abort());
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+        let last = -1;
+        try {
+          const outcome = await sendTransfer(session, {
+            kind: o.kind,
+            name: o.name,
+            data: o.data,
+            signal: stop.signal,
+            onProgress: (sent, total) => {
+              if (sent === last) return;
+              last = sent;
+              const p: TransferProgress = { sent, total };
+              event(res, "progress", p);
+            },
+          });
+          event(res, "done", outcome);
+        } catch (e) {
+          if (!stop.signal.aborted) event(res, "error", transferFailure(id, e));
+        } finally {
+          transferring.delete(id);
+          res.end();
+        }
+        return;
       }
     }
     if (method === "POST" && parts.length === 2 && parts[1] === "time-sync") {

@@ -1,18 +1,23 @@
 // The real `pollkit` executable as a technician runs it (a child process): offline decoding,
 // errors in English and Arabic with their exit codes, help, and, end to end, every agent command
-// against a simulated device on a pseudo-terminal, the agent, and an embedded MQTT broker.
+// (uploads with their progress among them) against a simulated device on a pseudo-terminal, the
+// agent, and an embedded MQTT broker.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeFrame } from "../../protocol/framing.ts";
 import { Envelope } from "../../protocol/node/schema.ts";
+import type { TestContext } from "node:test";
 import type { DeviceSummary } from "../control/api.ts";
+import type { RunningDevice } from "../../simulator/cli/device_runner.ts";
+import type { CountingSink } from "../../device/services/transfer.ts";
+import { crc32 } from "../../device/services/journal.ts";
 import { EXIT } from "./messages.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -26,8 +31,8 @@ interface Run {
 interface RunOptions {
   env?: Record<string, string>;
   input?: string;
-  /** Once stdout matches `until`: runs `then` (if any), then sends `signal`. */
-  signalWhen?: { until: RegExp; signal: NodeJS.Signals; then?: (stdout: string) => Promise<void> };
+  /** Once stdout matches `until`: runs `then` (if any), then sends `signal` (if any). */
+  signalWhen?: { until: RegExp; signal?: NodeJS.Signals; then?: (stdout: string) => Promise<void> };
   timeoutMs?: number;
 }
 
@@ -52,7 +57,9 @@ function pollkit(args: string[], o: RunOptions = {}): Promise<Run> {
         signalled = true;
         void (w.then ?? (async () => {}))(stdout)
           .catch((e: unknown) => (stderr += `\n[test] ${String(e)}`))
-          .finally(() => child.kill(w.signal));
+          .finally(() => {
+            if (w.signal !== undefined) child.kill(w.signal);
+          });
       }
     });
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -150,7 +157,7 @@ test("Arabic: --lang ar and LANG=ar_* give Arabic errors", async () => {
 test("--help lists every command and the exit codes; usage errors exit 2", async () => {
   const r = await pollkit(["--help"]);
   assert.equal(r.code, EXIT.ok);
-  for (const cmd of ["agent", "devices", "status", "logs", "time <sync>", "diag", "reboot", "decode", "dfu"]) {
+  for (const cmd of ["agent", "devices", "status", "logs", "time <sync>", "diag", "reboot", "upload", "decode", "dfu"]) {
     assert.match(r.stdout, new RegExp(`^  ${cmd.replace(/[<>|]/g, "\\$&")}[ \\n]`, "m"), `${cmd} in help`);
   }
   assert.match(r.stdout, /Exit codes:[\s\S]*3 {2}agent not reachable[\s\S]*7 {2}the device did not answer/);
@@ -176,7 +183,15 @@ test("dfu on this machine: not available or no device, said clearly", async () =
   assert.match(r.stderr, /DFU|USB/);
 });
 
-test("end to end: a simulated device, the agent, and every agent command", async (t) => {
+interface Rig {
+  device: RunningDevice;
+  dir: string;
+  /** The agent's control API. */
+  url: string;
+}
+
+/** A simulated device on a pseudo-terminal, an embedded broker and the agent (in this process), the device ready. */
+async function agentWithDevice(t: TestContext, serial: string): Promise<Rig> {
   const { runDevice } = await import("../../simulator/cli/device_runner.ts");
   const { startEmbeddedBroker } = await import("../broker/embedded.ts");
   const { startAgent, loadAgentConfig } = await import("../agent/agent.ts");
@@ -184,7 +199,7 @@ test("end to end: a simulated device, the agent, and every agent command", async
 
   const dir = mkdtempSync(join(tmpdir(), "pollkit-cli-e2e-"));
   const link = join(dir, "vvd.tty");
-  const device = await runDevice({ serial: "VVD-000777", role: "verification", link, healthIntervalMs: 500 });
+  const device = await runDevice({ serial, role: "verification", link, healthIntervalMs: 500 });
   const broker = await startEmbeddedBroker({ port: 0 });
   let stopAgent = async (): Promise<void> => {};
   // Agent first (it holds the port open), then the device and the broker.
@@ -212,11 +227,18 @@ test("end to end: a simulated device, the agent, and every agent command", async
   const deadline = Date.now() + 15000;
   let listed: DeviceSummary | undefined;
   while (Date.now() < deadline) {
-    listed = (await client.devices()).find((d) => d.deviceId === "VVD-000777" && d.state === "ready" && d.health !== null);
+    listed = (await client.devices()).find((d) => d.deviceId === serial && d.state === "ready" && d.health !== null);
     if (listed) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.ok(listed, "the agent sees the device");
+  return { device, dir, url };
+}
+
+test("end to end: a simulated device, the agent, and every agent command", async (t) => {
+  const { ControlClient } = await import("./client.ts");
+  const { url } = await agentWithDevice(t, "VVD-000777");
+  const client = new ControlClient(url);
   const env = { POLLKIT_AGENT: url };
 
   const devices = await pollkit(["devices", "--json"], { env });
@@ -271,6 +293,139 @@ test("end to end: a simulated device, the agent, and every agent command", async
   const reboot = await pollkit(["reboot", "VVD-000777"], { env });
   assert.equal(reboot.code, EXIT.ok, reboot.stderr);
   assert.match(reboot.stdout, /VVD-000777 is restarting/);
+});
+
+/** The simulated device's default transfer sink: what it received, and a CRC-32 of it. */
+function sinkOf(device: RunningDevice): CountingSink {
+  const sink = device.device.firmware?.transfer._fallback as CountingSink | undefined;
+  assert.ok(sink, "the device runs");
+  return sink;
+}
+
+interface JsonEvent {
+  event: string;
+  sent?: number;
+  total?: number;
+  bytes?: number;
+  chunks?: number;
+  kind?: string;
+  name?: string;
+}
+
+const jsonLines = (stdout: string): JsonEvent[] =>
+  stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as JsonEvent);
+
+test("upload: a 50 KB file reaches the device whole, with progress to 100 %; --json; Arabic; Ctrl-C and resume", { timeout: 120000 }, async (t) => {
+  const { device, dir, url } = await agentWithDevice(t, "VVD-000778");
+  const env = { POLLKIT_AGENT: url };
+  const data = randomBytes(50 * 1024);
+  const file = join(dir, "station.bin");
+  writeFileSync(file, data);
+
+  const r = await pollkit(["upload", "VVD-000778", file, "--kind", "station-data"], { env });
+  assert.equal(r.code, EXIT.ok, r.stderr);
+  // stderr is not a terminal here: a plain line per 10 %, from 0 % to 100 %.
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines[0], "VVD-000778: 0% (0 B of 50.0 KiB)");
+  assert.equal(lines.at(-1), "VVD-000778: 100% (50.0 KiB of 50.0 KiB)");
+  const percents = lines.map((l) => Number(/: (\d+)%/.exec(l)?.[1]));
+  assert.ok(percents.every((p, i) => i === 0 || p > percents[i - 1]), `percentages rise: ${percents.join(" ")}`);
+  assert.match(r.stdout, /^VVD-000778 received station\.bin \(50\.0 KiB, station data\) in \d+\.\d s: 50 chunks, 0 resumed\.\n$/);
+  assert.equal(sinkOf(device).bytes, data.length);
+  assert.equal(sinkOf(device).digest(), crc32(data, 0, data.length), "the device received exactly the file's bytes");
+
+  // --json: a line per progress event, then the outcome; nothing on stderr.
+  const cfg = randomBytes(20 * 1024 + 7);
+  const cfgFile = join(dir, "c.bin");
+  writeFileSync(cfgFile, cfg);
+  const j = await pollkit(["upload", "VVD-000778", cfgFile, "--kind", "configuration", "--name", "site.cfg", "--json"], { env });
+  assert.equal(j.code, EXIT.ok, j.stderr);
+  assert.equal(j.stderr, "");
+  const events = jsonLines(j.stdout);
+  const progress = events.filter((e) => e.event === "progress");
+  assert.ok(progress.length >= 2);
+  assert.ok(progress.every((e, i) => e.total === cfg.length && (i === 0 || (e.sent ?? 0) > (progress[i - 1].sent ?? 0))), "progress only rises");
+  assert.equal(progress.at(-1)?.sent, cfg.length, "progress reached 100 %");
+  const done = events.at(-1);
+  assert.deepEqual([done?.event, done?.bytes, done?.kind, done?.name], ["done", cfg.length, "configuration", "site.cfg"]);
+  assert.equal(sinkOf(device).digest(), crc32(cfg, 0, cfg.length));
+
+  const ar = await pollkit(["--lang", "ar", "upload", "VVD-000778", cfgFile, "--kind", "election-definition"], { env });
+  assert.equal(ar.code, EXIT.ok, ar.stderr);
+  assert.match(ar.stdout, /^استلم VVD-000778 الملف c\.bin \(20\.0 KiB، تعريف الانتخابات\)/);
+  assert.match(ar.stderr, /VVD-000778: 100% \(20\.0 KiB من 20\.0 KiB\)/);
+
+  // Ctrl-C mid-upload: the agent stops sending; the same command again continues where the
+  // device stopped and the device ends up with the whole file, once.
+  const big = randomBytes(1024 * 1024);
+  const bigFile = join(dir, "big.bin");
+  writeFileSync(bigFile, big);
+  const cancelled = await pollkit(["upload", "VVD-000778", bigFile, "--kind", "station-data", "--json"], {
+    env,
+    signalWhen: { until: /"sent":[1-9]/, signal: "SIGINT" },
+  });
+  assert.equal(cancelled.code, EXIT.error, cancelled.stderr);
+  assert.match(cancelled.stderr, /Upload to VVD-000778 cancelled; the device keeps what it received/);
+  await new Promise((res) => setTimeout(res, 500));
+  const held = sinkOf(device).bytes;
+  assert.ok(held > 0 && held < big.length, `the device holds part of the file (${held} bytes)`);
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal(sinkOf(device).bytes, held, "nothing more is sent after Ctrl-C");
+  const resumed = await pollkit(["upload", "VVD-000778", bigFile, "--kind", "station-data", "--json"], { env });
+  assert.equal(resumed.code, EXIT.ok, resumed.stderr);
+  const again = jsonLines(resumed.stdout);
+  assert.equal(again[0].sent, held, "the second run starts where the device is");
+  assert.ok((again.at(-1)?.chunks ?? 0) < 1024, "only the rest was sent");
+  assert.equal(sinkOf(device).bytes, big.length);
+  assert.equal(sinkOf(device).digest(), crc32(big, 0, big.length));
+});
+
+test("upload failures: bad kind 2, unknown device 4, the device refuses 5, the cable pulled 7", { timeout: 120000 }, async (t) => {
+  const { device, dir, url } = await agentWithDevice(t, "VVD-000779");
+  const env = { POLLKIT_AGENT: url };
+  const file = join(dir, "d.bin");
+  writeFileSync(file, randomBytes(1000));
+
+  const kind = await pollkit(["upload", "VVD-000779", file, "--kind", "ballots"], { env });
+  assert.equal(kind.code, EXIT.usage);
+  assert.match(kind.stderr, /--kind must be one of firmware, station-data, election-definition, configuration, not ballots\.\nSee: pollkit upload --help/);
+  const kindAr = await pollkit(["--lang", "ar", "upload", "VVD-000779", file, "--kind", "ballots"], { env });
+  assert.equal(kindAr.code, EXIT.usage);
+  assert.match(kindAr.stderr, /يجب أن تكون قيمة --kind واحدة من/);
+  const noKind = await pollkit(["upload", "VVD-000779", file], { env });
+  assert.equal(noKind.code, EXIT.usage);
+
+  const unknown = await pollkit(["upload", "VVD-404", file, "--kind", "station-data"], { env });
+  assert.equal(unknown.code, EXIT.unknownDevice);
+  assert.match(unknown.stderr, /No device VVD-404 is connected/);
+
+  const missing = await pollkit(["upload", "VVD-000779", join(dir, "nope.bin"), "--kind", "station-data"], { env });
+  assert.equal(missing.code, EXIT.error);
+  assert.match(missing.stderr, /Cannot read .*nope\.bin/);
+
+  // Over the firmware's 4 MiB limit: the device answers the transfer's begin with BAD_ARGUMENT.
+  const huge = join(dir, "huge.bin");
+  writeFileSync(huge, Buffer.alloc(4 * 1024 * 1024 + 1));
+  const refused = await pollkit(["upload", "VVD-000779", huge, "--kind", "station-data"], { env });
+  assert.equal(refused.code, EXIT.deviceFailure, refused.stderr);
+  assert.match(refused.stderr, /VVD-000779 reported a failure: device refused the transfer: size out of range/);
+
+  // The cable is pulled mid-upload: the session closes, the upload fails with "did not answer".
+  // (The serial transport notices the port gone on its next write: at worst the command's resend,
+  // 15 s later.)
+  const big = join(dir, "big.bin");
+  writeFileSync(big, randomBytes(1024 * 1024));
+  const pulled = await pollkit(["upload", "VVD-000779", big, "--kind", "station-data", "--json"], {
+    env,
+    timeoutMs: 60000,
+    signalWhen: { until: /"sent":[1-9]/, then: () => device.unplug() },
+  });
+  assert.equal(pulled.code, EXIT.noAnswer, pulled.stderr);
+  assert.match(pulled.stderr, /"error":"VVD-000779 did not answer/);
+  assert.equal(JSON.parse(pulled.stderr.trim()).exitCode, EXIT.noAnswer);
 });
 
 test("pollkit agent: runs the daemon, says where the control API listens, stops on SIGTERM", async (t) => {

@@ -1,6 +1,7 @@
 // A small typed client for the agent's local control API (routes and shapes in
 // host/control/api.ts). Every failure leaves here as a CliError with the CLI's exit code: the
 // agent not reachable (3), an unknown device (4), a device that failed (5) or did not answer (7).
+// Two routes answer with server-sent events: a followed log and a transfer's progress.
 
 import type {
   AgentStatus,
@@ -9,6 +10,10 @@ import type {
   DeviceDetail,
   DeviceSummary,
   TimeSyncResult,
+  TransferKindName,
+  TransferOutcome,
+  TransferProgress,
+  TransferRequest,
 } from "../control/api.ts";
 import { CliError, EXIT, t } from "./messages.ts";
 
@@ -20,6 +25,18 @@ export interface FollowOptions {
   signal?: AbortSignal;
   onLine: (line: string) => void;
 }
+
+export interface TransferClientOptions {
+  kind: TransferKindName;
+  name?: string;
+  data: Uint8Array;
+  /** Cancels the transfer: the agent stops sending (the device keeps what it has). */
+  signal?: AbortSignal;
+  onProgress?: (p: TransferProgress) => void;
+}
+
+/** How a transfer ended: done with the agent's outcome, or cancelled through the signal. */
+export type TransferEnd = { ok: true; outcome: TransferOutcome } | { ok: false; aborted: true };
 
 /** Time the agent gets on top of a command's own timeout before we call it unreachable. */
 const COMMAND_MARGIN_MS = 5000;
@@ -114,6 +131,61 @@ export class ControlClient {
       return "stream-ended";
     }
     return "stream-ended";
+  }
+
+  /**
+   * Sends `data` to a device through the agent (POST .../transfer) and reports the device's
+   * confirmed bytes as they come. A device that refuses fails with exit 5, one that stops
+   * answering with 7; the agent going away mid-stream with 3.
+   */
+  async transfer(deviceId: string, o: TransferClientOptions): Promise<TransferEnd> {
+    const body: TransferRequest = { kind: o.kind, dataBase64: Buffer.from(o.data).toString("base64") };
+    if (o.name !== undefined) body.name = o.name;
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${devicePath(deviceId)}/transfer`, {
+        method: "POST",
+        headers: { accept: "text/event-stream", "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: o.signal,
+      });
+    } catch (e) {
+      if (o.signal?.aborted) return { ok: false, aborted: true };
+      throw this.unreachable(e);
+    }
+    if (!res.ok) {
+      const text = await res.text().catch(() => "");
+      throw this.httpError(res.status, parseJson(text), deviceId);
+    }
+    if (res.body === null || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+      throw this.notAnAgent("transfer answer is not an event stream");
+    }
+    const parser = new SseParser();
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) {
+        for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) {
+          const data = parseJson(ev.data);
+          if (ev.event === "progress") {
+            const p = data as Partial<TransferProgress> | undefined;
+            if (typeof p?.sent === "number" && typeof p.total === "number") o.onProgress?.({ sent: p.sent, total: p.total });
+          } else if (ev.event === "done") {
+            const out = data as Partial<TransferOutcome> | undefined;
+            if (typeof out?.bytes !== "number") throw this.notAnAgent("transfer done without an outcome");
+            return { ok: true, outcome: { bytes: out.bytes, chunks: out.chunks ?? 0, resumes: out.resumes ?? 0, ms: out.ms ?? 0 } };
+          } else if (ev.event === "error") {
+            const status = typeof (data as { status?: unknown } | undefined)?.status === "number" ? (data as { status: number }).status : 500;
+            throw this.httpError(status, data, deviceId);
+          }
+        }
+      }
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      if (o.signal?.aborted) return { ok: false, aborted: true };
+      throw new CliError(EXIT.agentUnreachable, t("upload.lost"), t("hint.startAgent"));
+    }
+    if (o.signal?.aborted) return { ok: false, aborted: true };
+    throw new CliError(EXIT.agentUnreachable, t("upload.lost"), t("hint.startAgent"));
   }
 
   private async request(

@@ -8,6 +8,8 @@ export interface CliContext {
   json: boolean;
   /** stdout is a terminal: box-drawn tables and colour; otherwise plain ASCII. */
   tty: boolean;
+  /** stderr is a terminal: progress bars there; otherwise progress as plain lines. */
+  stderrTty?: boolean;
   now(): number;
   client(): ControlClient;
   /** One line (or block) of the command's result, on stdout. */
@@ -24,6 +26,7 @@ export function processContext(o: { agentUrl: string; json: boolean }): CliConte
     agentUrl: o.agentUrl,
     json: o.json,
     tty: process.stdout.isTTY === true,
+    stderrTty: process.stderr.isTTY === true,
     now: () => Date.now(),
     client: () => (client ??= new ControlClient(o.agentUrl)),
     print: (text) => void process.stdout.write(text + "\n"),

@@ -45,7 +45,7 @@ test("one exit-code table, 0 to 7, each with a meaning", () => {
 });
 
 test("every value of the enums the CLI shows has an Arabic name", () => {
-  for (const name of ["Peripheral", "Verdict", "ChargeState", "ChargeMode", "RebootReason", "Status"]) {
+  for (const name of ["Peripheral", "Verdict", "ChargeState", "ChargeMode", "RebootReason", "Status", "TransferKind"]) {
     for (const value of Object.keys(root.lookupEnum(`pollkit.v1.${name}`).values)) {
       assert.ok(ENUM_LABELS_AR[value], `no Arabic name for ${value}`);
     }

@@ -67,6 +67,16 @@ const MESSAGES = {
     ar: "اكتب صورة برنامج ثابت إلى جهاز في محمّل الإقلاع USB DFU",
   },
   "opt.image": { en: "firmware image file", ar: "ملف صورة البرنامج الثابت" },
+  "cmd.upload": {
+    en: "send a file to a device through the agent (station data, election definition, configuration or firmware), with progress",
+    ar: "أرسل ملفاً إلى جهاز عبر الوكيل (بيانات المركز أو تعريف الانتخابات أو الإعدادات أو البرنامج الثابت) مع عرض التقدم",
+  },
+  "arg.file": { en: "the file to send", ar: "الملف المراد إرساله" },
+  "opt.kind": { en: "what the file is: {kinds}", ar: "نوع الملف: {kinds}" },
+  "opt.name": {
+    en: "name the device keeps with the data (default: the file's name)",
+    ar: "الاسم الذي يحفظه الجهاز مع البيانات (الافتراضي: اسم الملف)",
+  },
   "opt.transferSize": {
     en: "bytes per DFU block, for a device that does not announce its own",
     ar: "عدد البايتات في كل كتلة DFU، لجهاز لا يعلن هذا العدد بنفسه",
@@ -183,6 +193,11 @@ const MESSAGES = {
     ar: "من الطرفيات الأخرى: pollkit --agent {url} devices (أو اضبط POLLKIT_AGENT={url})",
   },
   "agent.stopHint": { en: "Ctrl-C stops the agent.", ar: "اضغط Ctrl-C لإيقاف الوكيل." },
+  "cmd.ops": { en: "run the operations console (ingest, store, dashboard, reports) from a config file", ar: "تشغيل منصة العمليات (الاستقبال والتخزين ولوحة المتابعة والتقارير) من ملف إعدادات" },
+  "ops.listening": { en: "Operations dashboard on {url}", ar: "لوحة متابعة العمليات على {url}" },
+  "ops.notAvailable": { en: "The operations console is not available in this build: {detail}", ar: "منصة العمليات غير متاحة في هذا الإصدار: {detail}" },
+  "ops.startFailed": { en: "The operations console could not start: {detail}", ar: "تعذّر تشغيل منصة العمليات: {detail}" },
+  "ops.configHint": { en: "Fix the file, then start again: pollkit ops --config {file}", ar: "أصلح الملف، ثم أعد التشغيل: pollkit ops --config {file}" },
   "agent.stopping": { en: "Stopping the agent...", ar: "جارٍ إيقاف الوكيل..." },
   "agent.stopped": { en: "Agent stopped.", ar: "توقف الوكيل." },
   "agent.notAvailable": {
@@ -289,6 +304,37 @@ const MESSAGES = {
     ar: "يحتفظ الجهاز بمحمّل الإقلاع؛ افصله ثم وصّله مجدداً في وضع DFU وأعد تشغيل الأمر.",
   },
 
+  // --- upload -------------------------------------------------------------------------------
+  "upload.cannotRead": { en: "Cannot read {file}: {detail}", ar: "تعذّرت قراءة {file}: {detail}" },
+  "upload.cannotReadHint": { en: "Check the path of the file to send.", ar: "تحقق من مسار الملف المراد إرساله." },
+  "upload.empty": { en: "{file} is empty: there is nothing to send.", ar: "الملف {file} فارغ: لا يوجد ما يُرسل." },
+  "upload.tooLarge": {
+    en: "{file} is {size}; one upload carries at most {max}.",
+    ar: "حجم {file} هو {size}؛ والحد الأقصى للإرسال الواحد {max}.",
+  },
+  "upload.tooLargeHint": {
+    en: "Check that this is the right file for --kind {kind}.",
+    ar: "تحقق من أن هذا هو الملف الصحيح للنوع --kind {kind}.",
+  },
+  "upload.progress": {
+    en: "uploading {bar} {percentage}% | {sent} of {size} | {eta}s left",
+    ar: "إرسال {bar} {percentage}% | {sent} من {size} | متبقٍ {eta} ث",
+  },
+  "upload.progressLine": { en: "{device}: {percent}% ({sent} of {size})", ar: "{device}: {percent}% ({sent} من {size})" },
+  "upload.done": {
+    en: "{device} received {name} ({size}, {kind}) in {seconds} s: {chunks} chunks, {resumes} resumed.",
+    ar: "استلم {device} الملف {name} ({size}، {kind}) خلال {seconds} ث: {chunks} جزءاً، واستُؤنف الإرسال {resumes} مرة.",
+  },
+  "upload.cancelled": {
+    en: "Upload to {device} cancelled; the device keeps what it received.",
+    ar: "أُلغي الإرسال إلى {device}؛ يحتفظ الجهاز بما استلمه.",
+  },
+  "upload.cancelledHint": {
+    en: "Run the same command again to continue where it stopped.",
+    ar: "أعد تشغيل الأمر نفسه للمتابعة من حيث توقف.",
+  },
+  "upload.lost": { en: "The agent ended the upload before it finished.", ar: "أنهى الوكيل عملية الإرسال قبل اكتمالها." },
+
   // --- errors -------------------------------------------------------------------------------
   "error.agentUnreachable": { en: "The agent at {url} is not reachable ({reason}).", ar: "تعذّر الوصول إلى الوكيل على {url} ({reason})." },
   "error.agentTimeout": { en: "no answer within {seconds} s", ar: "لا رد خلال {seconds} ث" },
@@ -331,6 +377,7 @@ const MESSAGES = {
     en: "{option} must be a whole number from {min} to {max}, not {value}.",
     ar: "يجب أن تكون قيمة {option} عدداً صحيحاً من {min} إلى {max}، لا {value}.",
   },
+  "usage.badKind": { en: "--kind must be one of {kinds}, not {value}.", ar: "يجب أن تكون قيمة --kind واحدة من {kinds}، لا {value}." },
   "usage.badUrl": { en: "--agent must be an http:// URL, not {value}.", ar: "يجب أن تكون قيمة --agent عنوان http://، لا {value}." },
   "hint.help": { en: "See: pollkit {command}--help", ar: "راجع: pollkit {command}--help" },
 
@@ -393,6 +440,11 @@ export const ENUM_LABELS_AR: Readonly<Record<string, string>> = {
   STATUS_UNSUPPORTED: "غير مدعوم",
   STATUS_BAD_ARGUMENT: "معامل غير صالح",
   STATUS_BUSY: "مشغول",
+  TRANSFER_KIND_UNSPECIFIED: "غير محدد",
+  TRANSFER_KIND_FIRMWARE: "البرنامج الثابت",
+  TRANSFER_KIND_STATION_DATA: "بيانات المركز",
+  TRANSFER_KIND_ELECTION_DEFINITION: "تعريف الانتخابات",
+  TRANSFER_KIND_CONFIGURATION: "الإعدادات",
 };
 
 let current: Lang = "en";

@@ -2,8 +2,9 @@
 // become messages and exit codes (see EXIT in messages.ts).
 
 import { Command, CommanderError, Option } from "commander";
-import { DEFAULT_CONTROL_PORT } from "../control/api.ts";
+import { DEFAULT_CONTROL_PORT, TRANSFER_KINDS, isTransferKind, type TransferKindName } from "../control/api.ts";
 import { agentCommand } from "./commands/agent.ts";
+import { opsCommand } from "./commands/ops.ts";
 import { decodeCommand } from "./commands/decode.ts";
 import { devicesCommand } from "./commands/devices.ts";
 import { dfuCommand } from "./commands/dfu.ts";
@@ -12,6 +13,7 @@ import { logsCommand } from "./commands/logs.ts";
 import { rebootCommand } from "./commands/reboot.ts";
 import { statusCommand } from "./commands/status.ts";
 import { timeSyncCommand } from "./commands/time_sync.ts";
+import { uploadCommand } from "./commands/upload.ts";
 import { processContext, type CliContext } from "./context.ts";
 import { CliError, EXIT, exitCodeLines, langFromEnv, parseLang, setLang, t, type ExitCode, type Lang, type MessageKey } from "./messages.ts";
 
@@ -71,6 +73,13 @@ function parseAgentUrl(value: string): string {
   return value;
 }
 
+const KIND_NAMES = Object.keys(TRANSFER_KINDS).join(", ");
+
+function parseKind(value: string): TransferKindName {
+  if (!isTransferKind(value)) throw usage(t("usage.badKind", { kinds: KIND_NAMES, value }));
+  return value;
+}
+
 function parseLangOption(value: string): Lang {
   const lang = parseLang(value);
   if (lang === null) throw usage(t("usage.badLang", { value }));
@@ -122,6 +131,12 @@ export function buildProgram(env: NodeJS.ProcessEnv, run: (work: (ctx: CliContex
     .action((o: { config: string }, cmd: Command) => run((ctx) => agentCommand(ctx, o.config, defaultAgent), cmd));
 
   program
+    .command("ops")
+    .description(t("cmd.ops"))
+    .requiredOption("--config <file>", t("opt.config"))
+    .action((o: { config: string }, cmd: Command) => run((ctx) => opsCommand(ctx, o.config), cmd));
+
+  program
     .command("devices")
     .description(t("cmd.devices"))
     .action((_o: unknown, cmd: Command) => run((ctx) => devicesCommand(ctx), cmd));
@@ -160,6 +175,17 @@ export function buildProgram(env: NodeJS.ProcessEnv, run: (work: (ctx: CliContex
     .description(t("cmd.reboot"))
     .argument("<device>", t("arg.device"))
     .action((device: string, _o: unknown, cmd: Command) => run((ctx) => rebootCommand(ctx, device), cmd));
+
+  program
+    .command("upload")
+    .description(t("cmd.upload"))
+    .argument("<device>", t("arg.device"))
+    .argument("<file>", t("arg.file"))
+    .addOption(new Option("--kind <kind>", t("opt.kind", { kinds: KIND_NAMES })).argParser(parseKind).makeOptionMandatory())
+    .option("--name <name>", t("opt.name"))
+    .action((device: string, file: string, o: { kind: TransferKindName; name?: string }, cmd: Command) =>
+      run((ctx) => uploadCommand(ctx, device, file, { kind: o.kind, name: o.name }), cmd),
+    );
 
   program
     .command("decode")

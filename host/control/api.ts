@@ -7,11 +7,21 @@
 //   GET  /v1/devices/:id/logs?lines=N       { lines: string[] }
 //   GET  /v1/devices/:id/logs?follow=1      text/event-stream, one `data: <line>` event per log line
 //   POST /v1/devices/:id/command            CommandRequest -> { result: CommandResultJson }
+//   POST /v1/devices/:id/transfer           TransferRequest -> text/event-stream: `progress` events
+//                                           (TransferProgress) as the device confirms chunks, then one
+//                                           `done` (TransferOutcome) or `error` (TransferStreamError)
 //   POST /v1/time-sync                      { deviceIds?: string[] } -> { results: TimeSyncResult[] }
-// Errors: a non-2xx status with ApiError. 404 unknown device, 409 device not ready,
-// 504 device did not answer, 502 device answered with an error, 400 bad request.
+// Errors: a non-2xx status with ApiError. 404 unknown device, 409 device not ready (or busy with
+// another transfer), 504 device did not answer, 502 device answered with an error, 400 bad
+// request, 413 body too large. Once a transfer's event stream has started, a failure is its
+// `error` event, carrying the status it would have had.
 
 export const DEFAULT_CONTROL_PORT = 7420;
+
+/** Largest request body of POST /v1/devices/:id/transfer (other routes take at most 64 KiB). */
+export const MAX_TRANSFER_BODY_BYTES = 8 * 1024 * 1024;
+/** Largest file one transfer request carries: base64 of it, in JSON, fits the body limit. */
+export const MAX_TRANSFER_DATA_BYTES = 6 * 1024 * 1024 - 4096;
 
 export interface ApiError {
   error: string;
@@ -86,4 +96,40 @@ export interface TimeSyncResult {
   deviceId: string;
   ok: boolean;
   message: string;
+}
+
+/** TransferKind values of the schema, by the name the API and the CLI use. */
+export const TRANSFER_KINDS = {
+  firmware: 1,
+  "station-data": 2,
+  "election-definition": 3,
+  configuration: 4,
+} as const;
+
+export type TransferKindName = keyof typeof TRANSFER_KINDS;
+
+export function isTransferKind(v: unknown): v is TransferKindName {
+  return typeof v === "string" && Object.prototype.hasOwnProperty.call(TRANSFER_KINDS, v);
+}
+
+export interface TransferRequest {
+  kind: TransferKindName;
+  /** Stored by the device with the data (e.g. the file name); default "". */
+  name?: string;
+  /** The bytes to send, base64 (standard alphabet, padded). */
+  dataBase64: string;
+}
+
+/** `event: progress`: bytes the device has confirmed so far, of `total`. */
+export interface TransferProgress {
+  sent: number;
+  total: number;
+}
+
+/** `event: done`. */
+export type { TransferOutcome } from "../session/transfer.ts";
+
+/** `event: error`: an ApiError plus the HTTP status it would have had (502, 504, 500). */
+export interface TransferStreamError extends ApiError {
+  status: number;
 }

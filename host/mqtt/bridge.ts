@@ -101,7 +101,7 @@ export interface MqttBridgeEvents {
   problem: [error: Error];
 }
 
-export const DEFAULT_MAX_IN_FLIGHT = 64;
+export const DEFAULT_MAX_IN_FLIGHT = 256;
 /** Longest wait before acknowledged rows are removed from the outbox in one transaction. */
 const ACK_DELAY_MS = 2;
 
@@ -150,6 +150,12 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
   private readonly mqttOptions: IClientOptions;
   private conn: Connection | null = null;
   private readonly inFlight = new Set<number>();
+  /**
+   * Highest outbox id published on the current connection: rows at or below it are in flight or
+   * acknowledged, so the drain reads only rows after it (0: read from the oldest, after a
+   * reconnect or a failed markSent).
+   */
+  private cursor = 0;
   private acked: number[] = [];
   private drainScheduled = false;
   private ackTimer: NodeJS.Timeout | null = null;
@@ -328,6 +334,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
       if (!c.alive) return;
       c.connected = true;
       c.upSince = Date.now();
+      this.cursor = 0;
       this.s.connects++;
       this.publishStatusOnline(c);
       for (const [deviceId, st] of this.devices) this.publishStatus(c, deviceId, st);
@@ -355,6 +362,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
       this.problem(e instanceof Error ? e : new Error(String(e)));
     }
     this.inFlight.clear();
+    this.cursor = 0;
     c.client.end(true);
     if (wasConnected) this.emit("disconnected", reason);
     if (this.closing) return;
@@ -414,6 +422,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
       this.s.published += ids.length;
     } catch (e) {
       // Not removed: they will be published again (the receiver drops the repeats).
+      this.cursor = 0;
       this.problem(e instanceof Error ? e : new Error(String(e)));
     }
     for (const id of ids) this.inFlight.delete(id);
@@ -428,7 +437,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
     if (room <= 0) return;
     let rows: OutboxRow[];
     try {
-      rows = this.outbox.pending(room, this.inFlight);
+      rows = this.outbox.pending(room, this.inFlight, this.cursor);
     } catch (e) {
       this.problem(e instanceof Error ? e : new Error(String(e)));
       return;
@@ -444,6 +453,7 @@ export class MqttBridge extends EventEmitter<MqttBridgeEvents> {
     for (const row of rows) {
       const id = row.id;
       this.inFlight.add(id);
+      if (id > this.cursor) this.cursor = id;
       this.s.publishes++;
       const payload = Buffer.isBuffer(row.payload)
         ? row.payload

@@ -39,7 +39,50 @@
 // Acknowledging a device: the device's Ack is cumulative (everything up to seq may be compacted), so
 // the session must acknowledge the top of the stored run that starts at the device's lowest
 // unacknowledged record, `storedThrough(device, firstUnacked)`, not `highestSeq()` when a gap exists.
+//
+// Group commit. With FULL, every commit costs an fsync (about 5 ms on the 2-core bench machine,
+// BENCHMARKS.md "Agent"), and it blocks the agent's event loop: one transaction per device session
+// per batch (256 devices x a health report every 100 ms) is far more than a disk can sync. Inside
+// `commitTogether(fn)`, every put() made by fn, from any number of sessions, joins ONE transaction
+// per outbox, committed (one fsync) when fn returns; the caller acknowledges only after that (the
+// session's flush group does, host/session/device_session.ts). A put() that throws inside the
+// group rolls back its own items only (a savepoint).
+//
+// Removing sent rows (markSent) and counting attempts do not need an fsync of their own: losing
+// them to a power cut only makes the bridge publish those rows again, which receivers drop as
+// duplicates. They commit without one (synchronous=NORMAL for that transaction); the next put's
+// fsync (the WAL is one file) or a checkpoint makes them durable.
 import Database from "better-sqlite3";
+
+/** Outboxes with a transaction open in the current commitTogether() call. */
+let group: Set<Outbox> | null = null;
+
+/**
+ * Runs fn; every Outbox.put() it makes joins one transaction per outbox, committed when fn
+ * returns (one fsync each with FULL). Returns true when every commit succeeded; false means
+ * nothing put inside fn was stored (rolled back), although those put() calls returned. Nothing
+ * put inside fn is durable before this returns: acknowledge after it. Nested calls join the
+ * outer group (and return true: the outer call decides).
+ */
+export function commitTogether(fn: () => void): boolean {
+  if (group !== null) {
+    fn();
+    return true;
+  }
+  const open = new Set<Outbox>();
+  group = open;
+  try {
+    fn();
+  } catch (e) {
+    group = null;
+    for (const o of open) o._endGroup(false);
+    throw e;
+  }
+  group = null;
+  let ok = true;
+  for (const o of open) if (!o._endGroup(true)) ok = false;
+  return ok;
+}
 
 export interface OutboxItem {
   deviceId: string;
@@ -126,13 +169,14 @@ export class Outbox {
     deleteRange: Database.Statement<[string, string, number]>;
     insertRange: Database.Statement<[string, string, number, number]>;
     highest: Database.Statement<[string, string], { hi: number | null }>;
-    pending: Database.Statement<[number], RawRow>;
+    pending: Database.Statement<[number, number], RawRow>;
     deleteRow: Database.Statement<[number]>;
     attempt: Database.Statement<[number]>;
     count: Database.Statement<[], { n: number }>;
     addCounter: Database.Statement<[number, string]>;
     counter: Database.Statement<[string], { value: number }>;
   };
+  private readonly sync: "FULL" | "NORMAL";
   private readonly putTx: (items: OutboxItem[]) => number;
   private readonly sentTx: (ids: number[]) => void;
   private readonly attemptTx: (ids: number[]) => void;
@@ -140,6 +184,7 @@ export class Outbox {
   constructor(options: OutboxOptions) {
     const sync = options.synchronous ?? "FULL";
     if (sync !== "FULL" && sync !== "NORMAL") throw new Error(`outbox: synchronous must be FULL or NORMAL, not ${String(sync)}`);
+    this.sync = sync;
     this.maxPayload = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD;
     this.db = new Database(options.path);
     try {
@@ -164,7 +209,7 @@ export class Outbox {
       insertRange: db.prepare("INSERT INTO seq_ranges (device, channel, lo, hi) VALUES (?, ?, ?, ?)"),
       highest: db.prepare("SELECT MAX(hi) AS hi FROM seq_ranges WHERE device = ? AND channel = ?"),
       pending: db.prepare(
-        "SELECT id, device, channel, seq, payload, received_ms, attempts FROM outbox ORDER BY id LIMIT ?",
+        "SELECT id, device, channel, seq, payload, received_ms, attempts FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
       ),
       deleteRow: db.prepare("DELETE FROM outbox WHERE id = ?"),
       attempt: db.prepare("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?"),
@@ -278,7 +323,42 @@ export class Outbox {
   put(items: OutboxItem[]): number {
     this.validate(items);
     if (items.length === 0) return 0;
+    if (group !== null && !group.has(this) && !this.db.inTransaction) {
+      this.db.exec("BEGIN IMMEDIATE");
+      group.add(this);
+    }
+    // Inside a group the transaction is open: this one becomes a savepoint.
     return this.putTx(items);
+  }
+
+  /** Ends this outbox's commitTogether() transaction; false when it could not commit. */
+  _endGroup(commit: boolean): boolean {
+    if (!this.db.open || !this.db.inTransaction) return false;
+    try {
+      this.db.exec(commit ? "COMMIT" : "ROLLBACK");
+      return commit;
+    } catch {
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // the connection rolled back already
+      }
+      return false;
+    }
+  }
+
+  /** Runs a transaction that needs no fsync of its own (see the file comment). */
+  private withoutSync(fn: () => void): void {
+    if (this.sync !== "FULL" || this.db.inTransaction) {
+      fn();
+      return;
+    }
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      fn();
+    } finally {
+      this.db.pragma("synchronous = FULL");
+    }
   }
 
   /** Highest seq ever stored for a device on channel "record" (0 if none), sent or not. */
@@ -296,12 +376,22 @@ export class Outbox {
     return r && r.hi >= fromSeq ? r.hi : fromSeq - 1;
   }
 
-  /** Oldest unsent rows first, up to limit, skipping ids in `exclude` (in flight). */
-  pending(limit: number, exclude?: Set<number>): OutboxRow[] {
+  /**
+   * Oldest unsent rows first, up to limit, skipping ids in `exclude` (in flight) and, with
+   * `afterId`, every id at or below it (rows already handed out: the caller need not read them
+   * again to skip them).
+   */
+  pending(limit: number, exclude?: Set<number>, afterId = 0): OutboxRow[] {
     if (!Number.isSafeInteger(limit) || limit <= 0) return [];
     // The excluded rows are among the oldest (they were handed out first), so reading
-    // limit + exclude.size rows in id order and dropping them yields `limit` rows when there are.
-    const raw = this.stmt.pending.all(limit + (exclude?.size ?? 0));
+    // limit + (excluded ids above afterId) rows in id order and dropping them yields `limit` rows
+    // when there are.
+    let skip = 0;
+    if (exclude !== undefined) {
+      if (afterId <= 0) skip = exclude.size;
+      else for (const id of exclude) if (id > afterId) skip++;
+    }
+    const raw = this.stmt.pending.all(afterId, limit + skip);
     const out: OutboxRow[] = [];
     for (const r of raw) {
       if (exclude?.has(r.id)) continue;
@@ -321,15 +411,16 @@ export class Outbox {
 
   /** Counts one more unacknowledged delivery attempt for each row (one transaction). */
   recordAttempts(ids: number[]): void {
-    if (ids.length > 0) this.attemptTx(ids);
+    if (ids.length > 0) this.withoutSync(() => this.attemptTx(ids));
   }
 
   /**
    * The broker acknowledged these rows: removes them in one transaction. The (device, seq)
    * intervals stay, so a replayed record is still dropped later; unknown ids are ignored.
+   * Committed without an fsync of its own: a power cut can bring the rows back (published again).
    */
   markSent(ids: number[]): void {
-    if (ids.length > 0) this.sentTx(ids);
+    if (ids.length > 0) this.withoutSync(() => this.sentTx(ids));
   }
 
   /** Rows not yet acknowledged by the broker. */

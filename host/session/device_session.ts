@@ -25,6 +25,7 @@ import type { HostLink } from "../link/host_link.ts";
 import { encodeFrame, FrameDecoder } from "../../protocol/framing.ts";
 import { Envelope, type } from "../../protocol/node/schema.ts";
 import { ErrorCode } from "../../protocol/generated/device_codec.ts";
+import { commitTogether } from "../outbox/outbox.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The store a session writes to (host/outbox/outbox.ts implements it with SQLite).
@@ -121,6 +122,24 @@ export interface SessionError {
   /** An ErrorCode from the schema where one applies, else 0. */
   code: number;
   detail: string;
+}
+
+/**
+ * Why a command failed without a CommandResult: the session was or became closed, the device did
+ * not answer (after one resend), or it answered with an Error envelope (code from ErrorCode).
+ */
+export type CommandFailure = "closed" | "timeout" | "refused";
+
+export class CommandError extends Error {
+  constructor(
+    readonly failure: CommandFailure,
+    message: string,
+    /** The device's ErrorCode when `failure` is "refused", else 0. */
+    readonly code = 0,
+  ) {
+    super(message);
+    this.name = "CommandError";
+  }
 }
 
 export interface TimeSyncResult {
@@ -227,7 +246,11 @@ export interface DeviceSessionOptions {
   helloTimeoutMs?: number;
   /** Default per-command timeout (each of the two attempts). Default 5000. */
   commandTimeoutMs?: number;
-  /** Records are collected this long before one store.put and one Ack. Default 20. */
+  /**
+   * Records are collected at most this long before one store.put and one Ack. Default 20. The
+   * timed flushes of every session with the same value run together, in one transaction of the
+   * Outbox (commitTogether): one fsync for all the devices, not one each.
+   */
   ackBatchMs?: number;
   /** ... or until this many are waiting. Default 32. */
   ackBatchMax?: number;
@@ -326,6 +349,77 @@ class TypedEmitter<E extends Record<string, unknown>> {
   }
 }
 
+/** A session in a flush group: stores what it has (store.put) and returns what to do once committed. */
+interface FlushMember {
+  store(timed: boolean): ((committed: boolean) => void) | null;
+}
+
+/**
+ * The sessions with items waiting and the same batch delay, flushed together: one timer for all
+ * of them, and their store.put calls inside one commitTogether() (one Outbox transaction, one
+ * fsync); each session acknowledges only after that commit. An early flush (the device's window
+ * is full) runs the group at the end of the current turn of the event loop.
+ */
+class FlushGroup {
+  private readonly members = new Set<FlushMember>();
+  private early = new Set<FlushMember>();
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  constructor(private readonly delayMs: number) {}
+
+  add(m: FlushMember, now: boolean): void {
+    this.members.add(m);
+    if (now) {
+      this.early.add(m);
+      this.immediate ??= setImmediate(() => this.run());
+    } else if (this.timer === null && this.immediate === null) {
+      this.timer = setTimeout(() => this.run(), this.delayMs);
+    }
+  }
+
+  remove(m: FlushMember): void {
+    this.members.delete(m);
+    this.early.delete(m);
+    if (this.members.size === 0) this.cancel();
+  }
+
+  private cancel(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.timer = null;
+    this.immediate = null;
+  }
+
+  private run(): void {
+    this.cancel();
+    const list = [...this.members];
+    const early = this.early;
+    this.members.clear();
+    this.early = new Set();
+    const done: ((committed: boolean) => void)[] = [];
+    let ok: boolean;
+    try {
+      ok = commitTogether(() => {
+        for (const m of list) {
+          const d = m.store(!early.has(m));
+          if (d !== null) done.push(d);
+        }
+      });
+    } catch {
+      ok = false;
+    }
+    for (const d of done) d(ok);
+  }
+}
+
+const flushGroups = new Map<number, FlushGroup>();
+
+function flushGroup(delayMs: number): FlushGroup {
+  let g = flushGroups.get(delayMs);
+  if (g === undefined) flushGroups.set(delayMs, (g = new FlushGroup(delayMs)));
+  return g;
+}
+
 interface PendingRecord {
   item: StoreItem;
   prevSeq: number;
@@ -363,7 +457,7 @@ export class DeviceSession {
   private timeSyncSentAt = 0;
   private batch: PendingRecord[] = [];
   private held: HeldItem[] = [];
-  private batchTimer: NodeJS.Timeout | null = null;
+  private readonly member: FlushMember = { store: (timed) => this.storeBatch(timed, true) };
   /** Seqs whose store.put failed and that have not been stored since: the ack stays below them. */
   private readonly failedSeqs = new Set<number>();
   private maxSeqSeen = 0;
@@ -496,7 +590,7 @@ export class DeviceSession {
    * without running the command twice); rejects after the second timeout or when the link closes.
    */
   command(body: Record<string, unknown>, timeoutMs?: number): Promise<CommandReply> {
-    if (this._state === "closed") return Promise.reject(new Error(`session ${this.describe()} is closed`));
+    if (this._state === "closed") return Promise.reject(new CommandError("closed", `session ${this.describe()} is closed`));
     const names = Object.keys(body).filter((k) => k !== "authority" && body[k] !== undefined);
     if (names.length !== 1 || !COMMAND_BODIES.includes(names[0]!)) {
       return Promise.reject(new TypeError(`a command needs exactly one of ${COMMAND_BODIES.join(", ")}; got ${names.join(", ") || "none"}`));
@@ -733,8 +827,8 @@ export class DeviceSession {
       payload: new Uint8Array(o.payload as Uint8Array),
       signature: new Uint8Array(o.signature as Uint8Array),
     });
-    if (this.batch.length >= (this.o.ackBatchMax ?? 32)) this.flush(true);
-    else if (this.windowSeen >= 2 && this.outstanding() >= this.windowSeen) this.flush(true);
+    if (this.batch.length >= (this.o.ackBatchMax ?? 32)) this.scheduleFlush(true);
+    else if (this.windowSeen >= 2 && this.outstanding() >= this.windowSeen) this.scheduleFlush(true);
     else this.scheduleFlush();
   }
 
@@ -776,7 +870,7 @@ export class DeviceSession {
     if (p !== undefined && p.id !== 0) {
       this.pending.delete(p.id);
       if (p.timer !== null) clearTimeout(p.timer);
-      p.reject(new Error(`${this.describe()}: ${p.name} command ${p.id} refused: ${detail} (error ${code})`));
+      p.reject(new CommandError("refused", `${this.describe()}: ${p.name} command ${p.id} refused: ${detail} (error ${code})`, code));
     }
   }
 
@@ -798,24 +892,33 @@ export class DeviceSession {
     if (this.held.length > MAX_HELD_ITEMS) this.held.shift();
   }
 
-  private scheduleFlush(): void {
-    if (this.batchTimer !== null || this._state === "closed") return;
-    this.batchTimer = setTimeout(() => {
-      this.batchTimer = null;
-      if (this.batch.length > 0) this.windowSeen = Math.max(this.windowSeen, this.outstanding());
-      this.flush(true);
-    }, this.o.ackBatchMs ?? 20);
+  private flushGroup(): FlushGroup {
+    return flushGroup(this.o.ackBatchMs ?? 20);
+  }
+
+  /** Flushes with the other sessions of the group: after ackBatchMs, or (`now`) this turn. */
+  private scheduleFlush(now = false): void {
+    if (this._state === "closed") return;
+    this.flushGroup().add(this.member, now);
   }
 
   /** One store.put for everything waiting; then (if `ack`) one Ack. */
   private flush(ack: boolean): void {
-    if (this.batchTimer !== null) clearTimeout(this.batchTimer);
-    this.batchTimer = null;
+    this.storeBatch(false, ack)?.(true);
+  }
+
+  /**
+   * store.put of everything waiting; returns what to do once the put is committed (counters,
+   * chain, "record" events, the Ack), or null when there was nothing or the put failed.
+   * `timed`: the batch delay ran out (the outstanding count then teaches the device's window).
+   */
+  private storeBatch(timed: boolean, ack: boolean): ((committed: boolean) => void) | null {
+    if (timed && this.batch.length > 0) this.windowSeen = Math.max(this.windowSeen, this.outstanding());
     const h = this.hello;
-    if (h === null) return; // items wait for the device's id
+    if (h === null) return null; // items wait for the device's id
     const records = this.batch;
     const held = this.held;
-    if (records.length === 0 && held.length === 0) return;
+    if (records.length === 0 && held.length === 0) return null;
     this.batch = [];
     this.held = [];
     const items: StoreItem[] = held.map((i) => ({ ...i, deviceId: h.deviceId }));
@@ -824,18 +927,28 @@ export class DeviceSession {
     try {
       fresh = this.o.store.put(items);
     } catch (e) {
-      for (const r of records) this.failedSeqs.add(r.item.seq!);
-      this.counters.storeErrors++;
-      this.report(
-        "store",
-        0,
-        `store.put failed for ${records.length} record(s) and ${held.length} other item(s): ${errorText(e)}; ` +
-          "nothing acknowledged, the device will resend",
-      );
-      return;
+      this.storeFailed(records, held.length, errorText(e));
+      return null;
     }
+    return (committed) => {
+      if (!committed) this.storeFailed(records, held.length, "the transaction did not commit");
+      else this.stored(h.deviceId, records, held.length, fresh, ack);
+    };
+  }
+
+  private storeFailed(records: PendingRecord[], held: number, why: string): void {
+    for (const r of records) this.failedSeqs.add(r.item.seq!);
+    this.counters.storeErrors++;
+    this.report(
+      "store",
+      0,
+      `store.put failed for ${records.length} record(s) and ${held} other item(s): ${why}; ` + "nothing acknowledged, the device will resend",
+    );
+  }
+
+  private stored(deviceId: string, records: PendingRecord[], held: number, fresh: number, ack: boolean): void {
     // Items without a seq are never duplicates: what is not new among the rest is.
-    const freshRecords = Math.max(0, Math.min(records.length, fresh - held.length));
+    const freshRecords = Math.max(0, Math.min(records.length, fresh - held));
     this.counters.recordsStored += freshRecords;
     this.counters.duplicates += records.length - freshRecords;
     for (const r of records) if (r.item.seq! > this.chainTop) this.unchained.set(r.item.seq!, r.prevSeq);
@@ -852,7 +965,7 @@ export class DeviceSession {
         bytes: r.item.payload,
       });
     }
-    if (ack && records.length > 0 && this._state !== "closed") this.sendAck(h.deviceId);
+    if (ack && records.length > 0 && this._state !== "closed") this.sendAck(deviceId);
   }
 
   /** Raises the chain top to `base`, then follows stored records whose prev_seq it reaches. */
@@ -921,7 +1034,7 @@ export class DeviceSession {
       }
       this.pending.delete(p.id);
       this.counters.commandTimeouts++;
-      p.reject(new Error(`${this.describe()}: ${p.name} command ${p.id} got no answer (sent ${p.attempts} times, ${p.timeoutMs} ms each)`));
+      p.reject(new CommandError("timeout", `${this.describe()}: ${p.name} command ${p.id} got no answer (sent ${p.attempts} times, ${p.timeoutMs} ms each)`));
     }, p.timeoutMs);
   }
 
@@ -975,14 +1088,15 @@ export class DeviceSession {
     if (this._state === "closed") return;
     // Keep what arrived (durable before anything else); no ack: the link is gone.
     this.flush(false);
-    for (const t of [this.helloTimer, this.frameTimer, this.batchTimer]) if (t !== null) clearTimeout(t);
-    this.helloTimer = this.frameTimer = this.batchTimer = null;
+    this.flushGroup().remove(this.member);
+    for (const t of [this.helloTimer, this.frameTimer]) if (t !== null) clearTimeout(t);
+    this.helloTimer = this.frameTimer = null;
     this.setState("closed");
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const p of pending) {
       if (p.timer !== null) clearTimeout(p.timer);
-      p.reject(new Error(`${this.describe()}: connection closed (${reason}) before ${p.name} command ${p.id} was answered`));
+      p.reject(new CommandError("closed", `${this.describe()}: connection closed (${reason}) before ${p.name} command ${p.id} was answered`));
     }
     this.emitter.emit("close", reason);
   }

@@ -1,6 +1,8 @@
 // Sends a block of data to a device with the chunked transfer commands: begin, chunks kept in
 // flight a window at a time (so a slow link stays busy), end. A chunk the device did not expect
 // answers with the offset it has: the sender resumes from there (after a reconnect, too).
+// Failures: TransferError (the device refused, the link keeps losing chunks, aborted) or the
+// session's CommandError (no answer, connection closed, an Error envelope).
 
 import type { DeviceSession } from "./device_session.ts";
 
@@ -16,6 +18,8 @@ export interface TransferOptions {
   signature?: Uint8Array;
   timeoutMs?: number;
   onProgress?: (sent: number, total: number) => void;
+  /** Stops the transfer before its next batch of chunks (the device keeps what it has). */
+  signal?: AbortSignal;
 }
 
 export interface TransferOutcome {
@@ -33,6 +37,19 @@ interface TransferReply {
 
 export const MAX_CHUNK = 1800;
 
+/** "refused": the device said no (status not OK); "unstable": chunks kept getting lost; "aborted": the signal. */
+export type TransferFailure = "refused" | "unstable" | "aborted";
+
+export class TransferError extends Error {
+  constructor(
+    readonly failure: TransferFailure,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TransferError";
+  }
+}
+
 export async function sendTransfer(session: DeviceSession, o: TransferOptions): Promise<TransferOutcome> {
   const chunkSize = Math.min(o.chunkSize ?? 1024, MAX_CHUNK);
   const window = Math.max(1, o.window ?? 4);
@@ -40,15 +57,21 @@ export async function sendTransfer(session: DeviceSession, o: TransferOptions): 
   const total = o.data.length;
   const t0 = performance.now();
   const ask = async (body: Record<string, unknown>): Promise<TransferReply> => (await session.command(body, timeoutMs)) as TransferReply;
+  const checkAbort = (): void => {
+    if (o.signal?.aborted) throw new TransferError("aborted", `transfer aborted at ${confirmed} of ${total} bytes`);
+  };
 
+  let confirmed = 0;
+  checkAbort();
   const begin = await ask({ transferBegin: { kind: o.kind, totalBytes: total, name: o.name ?? "" } });
-  if ((begin.status ?? 0) !== 0) throw new Error(`device refused the transfer: ${begin.message ?? "status " + begin.status}`);
+  if ((begin.status ?? 0) !== 0) throw new TransferError("refused", `device refused the transfer: ${begin.message ?? "status " + begin.status}`);
   let next = begin.transfer?.receivedBytes ?? 0; // a resumed transfer starts where the device is
-  let confirmed = next;
+  confirmed = next;
   let chunks = 0;
   let resumes = 0;
   o.onProgress?.(confirmed, total);
   while (confirmed < total) {
+    checkAbort();
     const batch: Promise<TransferReply>[] = [];
     for (let k = 0; k < window && next < total; k++) {
       const end = Math.min(total, next + chunkSize);
@@ -71,9 +94,10 @@ export async function sendTransfer(session: DeviceSession, o: TransferOptions): 
     }
     confirmed = have;
     o.onProgress?.(confirmed, total);
-    if (resumes > 50) throw new Error(`transfer keeps losing chunks (at ${confirmed} of ${total} bytes)`);
+    if (resumes > 50) throw new TransferError("unstable", `transfer keeps losing chunks (at ${confirmed} of ${total} bytes)`);
   }
+  checkAbort();
   const end = await ask({ transferEnd: { signature: o.signature ?? new Uint8Array(0) } });
-  if ((end.status ?? 0) !== 0 || end.transfer?.complete !== true) throw new Error(`device did not accept the whole: ${end.message ?? "status " + end.status}`);
+  if ((end.status ?? 0) !== 0 || end.transfer?.complete !== true) throw new TransferError("refused", `device did not accept the whole: ${end.message ?? "status " + end.status}`);
   return { bytes: total, chunks, resumes, ms: performance.now() - t0 };
 }

@@ -3,7 +3,7 @@
 
 import { mkdirSync } from "node:fs";
 import { createPtyPair, type PtyPair } from "../pty/pty_pair.ts";
-import { openSerialByteLink, type SerialByteLink } from "../pty/serial_link.ts";
+import { openSerialByteLink, type SerialByteLink, type SerialByteLinkOptions } from "../pty/serial_link.ts";
 import { SimDevice } from "../device/sim_device.ts";
 import type { ByteLink } from "../../device/platform/platform.ts";
 
@@ -27,6 +27,8 @@ export interface DeviceRunnerOptions {
   healthIntervalMs?: number;
   wallMs?: number;
   onLog?: (line: string) => void;
+  /** Options for the device end's serial link (e.g. UART pacing: bytesPerSecond, receiveBytesPerSecond). */
+  linkOptions?: SerialByteLinkOptions;
 }
 
 /** A link that follows the device end of the pty across unplug/replug. */
@@ -59,7 +61,7 @@ class SwitchableLink implements ByteLink {
 export async function runDevice(o: DeviceRunnerOptions): Promise<RunningDevice> {
   const pty = await createPtyPair({ link: o.link });
   const link = new SwitchableLink();
-  link.attach(await openSerialByteLink(pty.devicePath));
+  link.attach(await openSerialByteLink(pty.devicePath, o.linkOptions));
   if (o.stateDir) mkdirSync(o.stateDir, { recursive: true });
   const device = new SimDevice({
     serial: o.serial,
@@ -86,7 +88,7 @@ export async function runDevice(o: DeviceRunnerOptions): Promise<RunningDevice> 
     },
     async replug() {
       await pty.replug();
-      link.attach(await openSerialByteLink(pty.devicePath));
+      link.attach(await openSerialByteLink(pty.devicePath, o.linkOptions));
     },
   };
 }

@@ -19,6 +19,10 @@
 //   started sending when the data was written (so a 20-byte frame after idle arrives after
 //   ~1.7 ms, not at once). Delivery happens on timer ticks of about 4 ms; the pace is computed
 //   from the real clock, so late timers catch up instead of drifting.
+// - receiveBytesPerSecond: the same pacing on the receive side (the UART's RX line): bytes read
+//   from the port are handed to onData no faster than this rate, each no earlier than its last
+//   bit would have arrived on a wire that started receiving when the bytes came in. Bytes waiting
+//   are kept in order (none are dropped while connected); a disconnect drops them.
 
 import { SerialPortStream } from "@serialport/stream";
 import { autoDetect } from "@serialport/bindings-cpp";
@@ -29,6 +33,8 @@ export interface SerialByteLinkOptions {
   baudRate?: number;
   /** Pace outgoing bytes at this rate (e.g. 11520 for 115200 baud 8N1). Default: unthrottled. */
   bytesPerSecond?: number;
+  /** Pace incoming bytes (host to device) at this rate before onData sees them. Default: unthrottled. */
+  receiveBytesPerSecond?: number;
   /** Diagnostics: port errors, open/close. */
   log?: (line: string) => void;
 }
@@ -84,6 +90,13 @@ class SerialByteLinkImpl implements SerialByteLink {
   _timer: NodeJS.Timeout | null = null;
   _dropped = 0;
   _idleWaiters: (() => void)[] = [];
+  // Receive pacing (0 = off): bytes read from the port and not yet handed to onData.
+  _rxRate: number;
+  _rxQueue: Uint8Array[] = [];
+  _rxOffset = 0;
+  _rxQueued = 0;
+  _rxWireAt = 0;
+  _rxTimer: NodeJS.Timeout | null = null;
 
   constructor(path: string, options: SerialByteLinkOptions) {
     this.path = path;
@@ -91,6 +104,9 @@ class SerialByteLinkImpl implements SerialByteLink {
     const bps = options.bytesPerSecond;
     if (bps !== undefined && !(bps > 0)) throw new RangeError("bytesPerSecond must be > 0");
     this._rate = bps === undefined ? 0 : bps / 1000;
+    const rbps = options.receiveBytesPerSecond;
+    if (rbps !== undefined && !(rbps > 0)) throw new RangeError("receiveBytesPerSecond must be > 0");
+    this._rxRate = rbps === undefined ? 0 : rbps / 1000;
     this._log = options.log ?? (() => {});
   }
 
@@ -118,8 +134,8 @@ class SerialByteLinkImpl implements SerialByteLink {
     });
     port.on("data", (chunk: Buffer) => {
       const view = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-      if (this._dataCb !== null) this._dataCb(view);
-      else this._early.push(view);
+      if (this._rxRate !== 0) this._receivePaced(view);
+      else this._deliver(view);
     });
     this._connected = true;
     this._wireAt = performance.now();
@@ -127,10 +143,66 @@ class SerialByteLinkImpl implements SerialByteLink {
     if (this._connCb !== null) this._connCb(true);
   }
 
+  _deliver(view: Uint8Array): void {
+    if (this._dataCb !== null) this._dataCb(view);
+    else this._early.push(view);
+  }
+
+  _receivePaced(view: Uint8Array): void {
+    if (view.length === 0) return;
+    if (this._rxQueued === 0) this._rxWireAt = Math.max(this._rxWireAt, performance.now());
+    this._rxQueue.push(view);
+    this._rxQueued += view.length;
+    if (this._rxTimer === null) this._rxSchedule(view.length);
+  }
+
+  /** Arms the receive timer for when `bytes` more bytes will have come in (max one tick). */
+  _rxSchedule(bytes: number): void {
+    const due = this._rxWireAt + bytes / this._rxRate - performance.now();
+    const ms = Math.max(1, Math.min(TICK_MS, Math.ceil(due)));
+    this._rxTimer = setTimeout(() => {
+      this._rxTimer = null;
+      this._rxPump();
+    }, ms);
+  }
+
+  _rxPump(): void {
+    let n = Math.floor((performance.now() - this._rxWireAt) * this._rxRate);
+    if (n > this._rxQueued) n = this._rxQueued;
+    if (n > 0) {
+      const parts: Uint8Array[] = [];
+      let left = n;
+      while (left > 0) {
+        const head = this._rxQueue[0]!;
+        const take = Math.min(left, head.length - this._rxOffset);
+        parts.push(head.subarray(this._rxOffset, this._rxOffset + take));
+        left -= take;
+        this._rxOffset += take;
+        if (this._rxOffset === head.length) {
+          this._rxQueue.shift();
+          this._rxOffset = 0;
+        }
+      }
+      this._rxQueued -= n;
+      this._rxWireAt += n / this._rxRate;
+      for (const part of parts) this._deliver(part);
+    }
+    if (this._rxQueued > 0) this._rxSchedule(Math.min(this._rxQueued, Math.max(1, Math.ceil(this._rxRate * TICK_MS))));
+  }
+
+  _resetReceive(): void {
+    if (this._rxTimer !== null) clearTimeout(this._rxTimer);
+    this._rxTimer = null;
+    this._rxQueue = [];
+    this._rxOffset = 0;
+    this._rxQueued = 0;
+  }
+
   _gone(port: Port): void {
     if (this._port !== port) return;
     this._port = null;
     this._resetQueue();
+    this._resetReceive();
     if (!this._connected) return;
     this._connected = false;
     if (this._connCb !== null) this._connCb(false);
