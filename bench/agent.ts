@@ -5,10 +5,10 @@
 // (device, seq) and takes its latency from the device's clock in the payload to its receipt.
 // Then one bulk transfer over a link paced like a 115200-baud UART.
 //
-//   devices (2 worker processes) ── socat ptys ── agent (own process) ── aedes + subscriber (here)
+//   devices (worker process[es]) ── socat ptys ── agent (own process) ── aedes + subscriber (here)
 //
 // Usage: npm run bench:agent -- [--devices 64,128,256] [--seconds 10] [--journal-rate 1]
-//          [--workers 2] [--profile] [--no-bulk] [--bulk-only] [--quiet]
+//          [--workers 1] [--profile] [--no-bulk] [--bulk-only] [--quiet]
 // Prints a table per N and bulk configuration, then, last, one JSON line.
 //
 // What is counted as a record: every Health report (the device's telemetry, 10 a second per
@@ -875,7 +875,7 @@ async function main(): Promise<void> {
   const ns = (arg("devices") ?? "64,128,256").split(",").map((s) => Number(s.trim())).filter((n) => n > 0);
   const seconds = Number(arg("seconds") ?? 10);
   const journalRate = Number(arg("journal-rate") ?? 1);
-  const workers = Math.max(1, Number(arg("workers") ?? 2));
+  const workers = Math.max(1, Number(arg("workers") ?? 1));
   const profile = process.argv.includes("--profile");
   const quiet = process.argv.includes("--quiet");
   const bulkOnly = process.argv.includes("--bulk-only");
