@@ -16,6 +16,10 @@
 // acknowledged by the agent after its outbox commit, resent by the device until then). Both
 // travel device -> pty -> agent session -> outbox -> MQTT -> subscriber.
 //
+// The devices run in one worker process by default (256 of them take about a third of a core
+// there; `--workers 2` splits them). They stay quiet until the agent says hello, and the window
+// starts 2 s after every device is online, or later once the connect-time backlog has drained.
+//
 // Figures per run (after the devices are connected and a warm-up):
 // - offered: health reports sent + journal records made by the devices during the window, per s;
 // - recordsPerSec: health + record messages the subscriber received during the window, per s;
@@ -913,7 +917,7 @@ async function main(): Promise<void> {
   };
 
   const line = "-".repeat(118);
-  console.log(`Agent bench: devices on socat ptys in ${workers} worker processes, agent in its own process, embedded aedes + subscriber in the bench process`);
+  console.log(`Agent bench: devices on socat ptys in ${workers} worker process${workers === 1 ? "" : "es"}, agent in its own process, embedded aedes + subscriber in the bench process`);
   console.log(`${machine.cpu}, ${machine.cores} cores (load ${machine.loadAvg1m}), Node ${machine.node}; aedes ${version("aedes")}, mqtt ${version("mqtt")}, better-sqlite3 ${version("better-sqlite3")}`);
   console.log(`per device: Health every ${HEALTH_INTERVAL_MS} ms + ${journalRate} journal records/s (8-byte payload); window ${seconds} s; outbox synchronous=FULL`);
   console.log(line);

@@ -191,7 +191,7 @@ export function commonSuite(name: string, brokerOf: () => Broker): void {
     bridge.start();
     await sub.waitFor("2000 records", () => sub.distinct === 2000 && outbox.count() === 0 && bridge.stats().inFlight === 0, 15_000);
     const secs = (performance.now() - t0) / 1000;
-    t.diagnostic(`${name}: 2000 records in ${secs.toFixed(2)} s = ${Math.round(2000 / secs)} records/s (maxInFlight 64, synchronous FULL)`);
+    t.diagnostic(`${name}: 2000 records in ${secs.toFixed(2)} s = ${Math.round(2000 / secs)} records/s (maxInFlight (default), synchronous FULL)`);
     await new Promise((r) => setTimeout(r, 200)); // any late repeat would show now
     assert.equal(sub.total, 2000, "no record twice");
     sub.assertInOrder(devices, 500);
