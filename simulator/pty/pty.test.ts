@@ -287,10 +287,11 @@ test("unplug hangs up the host's port; replug brings the device back at the same
       assert.equal(pair.plugged, false);
       assert.equal(pair.pid, -1);
       assert.equal(pidAlive(oldPid), false);
-      await waitFor("host port closed", () => host.closedWith !== null);
+      // The bindings notice a vanished pty on their next poll: slow on a loaded machine.
+      await waitFor("host port closed", () => host.closedWith !== null, 20000);
       assert.equal(host.port.isOpen, false);
       assert.equal(host.closedWith!.err?.disconnected, true, "close carries a disconnected error");
-      await waitFor("device sees the cable go", () => dev.connection.length === 2);
+      await waitFor("device sees the cable go", () => dev.connection.length === 2, 20000);
       assert.deepEqual(dev.connection, [true, false]);
       assert.equal(existsSync(linkPath), false, "the link path vanished, as /dev/serial/by-id would");
       await assert.rejects(openHost(linkPath), /No such file or directory|ENOENT/);
