@@ -25,9 +25,12 @@ if (files.length === 0) {
   console.error("run_tests: no test files matched");
   process.exit(1);
 }
+// A test without its own timeout gets 5 minutes; the whole run 30 (a hung file fails the run
+// clearly instead of holding CI until its limit).
 const result = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", ...files],
-  { cwd: root, stdio: "inherit" },
+  ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=300000", ...files],
+  { cwd: root, stdio: "inherit", timeout: 30 * 60 * 1000, killSignal: "SIGKILL" },
 );
+if (result.error) console.error(`run_tests: ${result.error.message}`);
 process.exit(result.status ?? 1);

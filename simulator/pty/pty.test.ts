@@ -24,6 +24,10 @@ interface Host {
   close(): Promise<void>;
 }
 
+/** Every host port a test opened: closed by withPair whatever happened (a port left open on a
+ *  vanished pty keeps its poller busy and would hold the test file open). */
+const openHosts = new Set<Host>();
+
 function openHost(path: string): Promise<Host> {
   return new Promise((resolve, reject) => {
     const port = new SerialPortStream({ binding: Binding, path, baudRate: 115200, autoOpen: false });
@@ -48,9 +52,15 @@ function openHost(path: string): Promise<Host> {
       chunks.push(chunk);
       length += chunk.length;
     });
-    port.on("error", (err) => host.errors.push(err));
+    port.on("error", (err) => {
+      if (host.errors.length < 100) host.errors.push(err);
+    });
     port.on("close", (err?: Error & { disconnected?: boolean }) => (host.closedWith = { err }));
-    port.open((err) => (err ? reject(err) : resolve(host)));
+    port.open((err) => {
+      if (err) return reject(err);
+      openHosts.add(host);
+      resolve(host);
+    });
   });
 }
 
@@ -118,6 +128,11 @@ async function withPair(
   try {
     await fn(pair, dir);
   } finally {
+    for (const h of openHosts) {
+      if (h.port.isOpen) await Promise.race([h.close(), new Promise((r) => setTimeout(r, 1000))]);
+      h.port.destroy();
+    }
+    openHosts.clear();
     await pair.close();
     rmSync(dir, { recursive: true, force: true });
   }
