@@ -16,6 +16,8 @@
 // request, 413 body too large. Once a transfer's event stream has started, a failure is its
 // `error` event, carrying the status it would have had.
 
+import type { Health } from "../../protocol/generated/device_codec.ts";
+
 export const DEFAULT_CONTROL_PORT = 7420;
 
 /** Largest request body of POST /v1/devices/:id/transfer (other routes take at most 64 KiB). */
@@ -46,23 +48,8 @@ export interface AgentStatus {
 
 export type DeviceRole = "verification" | "result" | "unknown";
 
-export interface HealthJson {
-  batteryMv?: number;
-  stateOfChargePermille?: number;
-  currentMa?: number;
-  temperatureDecic?: number;
-  chargeState?: number;
-  chargerFaults?: number;
-  uptimeS?: number;
-  rebootReason?: number;
-  freeMemoryBytes?: number;
-  freeStorageBytes?: number;
-  journalBacklog?: number;
-  peripheralFaults?: number;
-  clockMs?: number;
-  chargeMode?: number;
-  errorCount?: number;
-}
+/** Health as the device reports it (the generated codec's type: one place for the fields). */
+export type HealthJson = Health;
 
 export interface DeviceSummary {
   deviceId: string;
