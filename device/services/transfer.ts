@@ -43,6 +43,12 @@ export class CountingSink implements TransferSink {
   }
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Largest transfer accepted (bytes), whatever the sink. */
 export const MAX_TRANSFER_BYTES = 4 * 1024 * 1024;
 
@@ -54,6 +60,8 @@ export class TransferReceiver {
   _total: number;
   _received: number;
   _complete: boolean;
+  /** The digest the sender announced for the transfer in progress (empty: none). */
+  _sha: Uint8Array;
 
   constructor(fallback: TransferSink) {
     this._sinks = {};
@@ -63,6 +71,7 @@ export class TransferReceiver {
     this._total = 0;
     this._received = 0;
     this._complete = false;
+    this._sha = new Uint8Array(0);
   }
 
   setSink(kind: number, sink: TransferSink): void {
@@ -77,8 +86,10 @@ export class TransferReceiver {
     const total = b.totalBytes ?? 0;
     const kind = b.kind ?? 0;
     // The same transfer begun again (the host lost our answer, or resumes after a reconnect):
-    // keep what we have so it continues from there.
-    if (this._sink !== null && kind === this._kind && total === this._total && !this._complete) {
+    // keep what we have so it continues from there. Same means same kind, size and announced
+    // digest: another file of the same size must not be joined onto this one's bytes.
+    const sha = b.sha256 ?? new Uint8Array(0);
+    if (this._sink !== null && kind === this._kind && total === this._total && !this._complete && sameBytes(sha, this._sha)) {
       return this._status(Status.OK, "resume at " + this._received);
     }
     if (total <= 0 || total > MAX_TRANSFER_BYTES) return this._status(Status.BAD_ARGUMENT, "size out of range: " + total);
@@ -89,6 +100,7 @@ export class TransferReceiver {
     this._total = total;
     this._received = 0;
     this._complete = false;
+    this._sha = sha;
     return this._status(Status.OK, "ready for " + total + " bytes");
   }
 

@@ -4,6 +4,7 @@
 // Failures: TransferError (the device refused, the link keeps losing chunks, aborted) or the
 // session's CommandError (no answer, connection closed, an Error envelope).
 
+import { createHash } from "node:crypto";
 import type { DeviceSession } from "./device_session.ts";
 
 export interface TransferOptions {
@@ -63,7 +64,7 @@ export async function sendTransfer(session: DeviceSession, o: TransferOptions): 
 
   let confirmed = 0;
   checkAbort();
-  const begin = await ask({ transferBegin: { kind: o.kind, totalBytes: total, name: o.name ?? "" } });
+  const begin = await ask({ transferBegin: { kind: o.kind, totalBytes: total, name: o.name ?? "", sha256: createHash("sha256").update(o.data).digest() } });
   if ((begin.status ?? 0) !== 0) throw new TransferError("refused", `device refused the transfer: ${begin.message ?? "status " + begin.status}`);
   let next = begin.transfer?.receivedBytes ?? 0; // a resumed transfer starts where the device is
   confirmed = next;
