@@ -25,11 +25,11 @@ import os from "node:os";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import * as esbuild from "esbuild";
 import { decodeEnvelope, encodeEnvelope, type Envelope as DeviceEnvelope } from "../protocol/generated/device_codec.ts";
 import { encodeFrame } from "../protocol/framing.ts";
 import { Envelope, toDeviceObject } from "../protocol/node/schema.ts";
 import { startXs } from "../test/helpers/xs_harness.ts";
+import { asciiJson, buildCodecBundle, plain, request } from "../test/engines/codec_xs_transport.ts";
 
 const ROUNDS = 7;
 const ROUND_MS = 300;
@@ -152,47 +152,6 @@ function pairedRatios(device: Case, pbjs: Case): number[] {
 // ---------------------------------------------------------------------------------------------
 // XS
 
-const XS_ENTRY = fileURLToPath(new URL("../test/engines/codec_xs_entry.ts", import.meta.url));
-
-/** Same build as test/engines/codec_xs.test.ts (one ES2020 IIFE, no esbuild helpers). */
-async function buildXsBundle(): Promise<string> {
-  const result = await esbuild.build({
-    entryPoints: [XS_ENTRY],
-    bundle: true,
-    format: "iife",
-    target: "es2020",
-    platform: "neutral",
-    write: false,
-    minify: false,
-    legalComments: "none",
-    logLevel: "silent",
-    tsconfigRaw: { compilerOptions: { useDefineForClassFields: false } },
-  });
-  const file = result.outputFiles[0];
-  if (!file) throw new Error("esbuild produced no output");
-  return file.text;
-}
-
-/** Device form to the entry's JSON transport (bytes as {"$b": [...]}, non-ASCII escaped). */
-function transportJson(value: unknown): string {
-  const plain = (v: unknown): unknown => {
-    if (v instanceof Uint8Array) return { $b: Array.from(v) };
-    if (Array.isArray(v)) return v.map(plain);
-    if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-    return v;
-  };
-  return JSON.stringify(plain(value)).replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
-}
-
-function request(op: number, name: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(2 + name.length + body.length);
-  out[0] = op;
-  out[1] = name.length;
-  out.set(Buffer.from(name, "latin1"), 2);
-  out.set(body, 2 + name.length);
-  return out;
-}
-
 interface XsFigures {
   encode: number;
   decode: number;
@@ -203,7 +162,7 @@ interface XsFigures {
 }
 
 async function measureXs(): Promise<XsFigures> {
-  const code = await buildXsBundle();
+  const code = await buildCodecBundle();
   const xs = await startXs({ name: "bench-codec" });
   try {
     await xs.evaluate(code);
@@ -228,7 +187,7 @@ async function measureXs(): Promise<XsFigures> {
       if (values[1] !== values[2]) throw new Error(`XS compute not repeatable for op ${op}: ${values.join(" vs ")}`);
       return { compute: values[1], first: values[0], reply };
     };
-    await stash(10, Buffer.from(transportJson(deviceObject), "latin1"));
+    await stash(10, Buffer.from(asciiJson(plain(deviceObject)), "latin1"));
     const enc = await cost(11);
     if (hex(enc.reply) !== hex(payload)) throw new Error(`XS encode gave ${hex(enc.reply)}, Node ${hex(payload)}`);
     await stash(12, payload);

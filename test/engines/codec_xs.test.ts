@@ -15,7 +15,6 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse as acornParse } from "acorn";
-import * as esbuild from "esbuild";
 import * as codec from "../../protocol/generated/device_codec.ts";
 import { tryDecode } from "../../protocol/codec_runtime.ts";
 import { encodeFrame, FrameDecoder, MAX_FRAME_PAYLOAD } from "../../protocol/framing.ts";
@@ -23,6 +22,7 @@ import { canonical, messageTypes, toDeviceObject, type } from "../../protocol/no
 import { mulberry32, randomMessage } from "../../protocol/node/random_messages.ts";
 import { startXsBundle, type XsWorker } from "../helpers/xs_harness.ts";
 import { checkBundle } from "../../tools/bundle_check.ts";
+import { asciiJson, buildCodecBundle, plain, request, revive } from "./codec_xs_transport.ts";
 
 type Json = Record<string, unknown>;
 interface Vector {
@@ -31,7 +31,6 @@ interface Vector {
   hex: string;
 }
 
-const ENTRY = fileURLToPath(new URL("./codec_xs_entry.ts", import.meta.url));
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const VECTOR_DIR = join(REPO, "protocol/vectors");
 
@@ -45,74 +44,11 @@ const OP = {
   ECHO_JSON: 7,
 } as const;
 
-/**
- * Bundles the entry as firmware is bundled: one IIFE, nothing minified. Target ES2020 keeps `??`
- * (Espruino has it) and lowers nothing else the source uses; `useDefineForClassFields: false`
- * drops the bare field declarations of FrameDecoder instead of lowering them to esbuild's
- * `__publicField`/`__defProp` helpers (ES2022 class fields would otherwise stay or be lowered).
- */
-async function buildCodecBundle(): Promise<string> {
-  const result = await esbuild.build({
-    entryPoints: [ENTRY],
-    bundle: true,
-    format: "iife",
-    target: "es2020",
-    platform: "neutral",
-    write: false,
-    minify: false,
-    legalComments: "none",
-    logLevel: "silent",
-    tsconfigRaw: { compilerOptions: { useDefineForClassFields: false } },
-  });
-  const file = result.outputFiles[0];
-  if (!file) throw new Error("esbuild produced no output");
-  return file.text;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Transport, Node side
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const fromHex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, "hex"));
-
-/** Device form to JSON data: Uint8Array as {"$b": [...]}. */
-function plain(v: unknown): unknown {
-  if (v instanceof Uint8Array) return { $b: Array.from(v) };
-  if (Array.isArray(v)) return v.map(plain);
-  if (v !== null && typeof v === "object") {
-    const out: Json = {};
-    for (const [k, x] of Object.entries(v)) out[k] = plain(x);
-    return out;
-  }
-  return v;
-}
-
-/** JSON data back to device form. */
-function revive(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(revive);
-  if (v !== null && typeof v === "object") {
-    const b = (v as Json).$b;
-    if (Array.isArray(b)) return new Uint8Array(b as number[]);
-    const out: Json = {};
-    for (const [k, x] of Object.entries(v)) out[k] = revive(x);
-    return out;
-  }
-  return v;
-}
-
-function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
-}
-
-function request(op: number, name: string, payload: Uint8Array | string): Uint8Array {
-  const body = typeof payload === "string" ? Buffer.from(payload, "latin1") : payload;
-  const out = new Uint8Array(2 + name.length + body.length);
-  out[0] = op;
-  out[1] = name.length;
-  out.set(Buffer.from(name, "latin1"), 2);
-  out.set(body, 2 + name.length);
-  return out;
-}
 
 let xs: XsWorker;
 let bundle: string;
