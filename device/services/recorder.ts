@@ -80,10 +80,6 @@ export class Recorder {
     if (!this._busy) this._next();
   }
 
-  pending(): number {
-    return this._queue.length;
-  }
-
   /** Sets the record the next one chains to (after the journal is recovered at boot). */
   setPrevSeq(seq: number): void {
     this._prev = seq;

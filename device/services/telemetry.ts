@@ -59,11 +59,6 @@ export class Telemetry {
     this._changeTimer = -1;
   }
 
-  setInterval(ms: number): void {
-    this._interval = ms;
-    this._schedule(ms);
-  }
-
   /** Sends a report now and restarts the schedule. */
   report(): void {
     this._last = this._o.timers.now();

@@ -2,7 +2,6 @@
 // send in the outbox before acknowledging it, forwards it over MQTT, and serves the local control
 // API that the technician CLI talks to.
 
-import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { HostLink } from "../link/host_link.ts";
@@ -242,9 +241,4 @@ export async function startAgent(config: AgentConfig): Promise<RunningAgent> {
       await agent.stop();
     },
   };
-}
-
-/** A short, stable fingerprint of a device key for people to compare. */
-export function keyFingerprint(key: Uint8Array): string {
-  return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
