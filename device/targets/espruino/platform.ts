@@ -14,7 +14,8 @@
 //   display     none (no screen on the reference board); buttons: BTN1 as "ok" where it exists
 //   log         console.log, which goes nowhere once the console is detached from the host link
 
-import type { ButtonId, ByteLink, DeviceIdentity, Flash, I2cBus, Platform, Timers, WallClock } from "../../platform/platform.ts";
+import { createWallClock } from "../../platform/wall_clock.ts";
+import type { ButtonId, ByteLink, DeviceIdentity, Flash, I2cBus, Platform, Timers } from "../../platform/platform.ts";
 import type {
   EspruinoConsole,
   EspruinoE,
@@ -129,20 +130,6 @@ function createTimers(): Timers {
       } catch (e) {
         noteError(e);
       }
-    },
-  };
-}
-
-function createWallClock(timers: Timers): WallClock {
-  let wallBase = 0;
-  let setAt = 0;
-  return {
-    wallMs: function (): number {
-      return wallBase === 0 ? 0 : wallBase + (timers.now() - setAt);
-    },
-    setWallMs: function (ms: number): void {
-      wallBase = ms;
-      setAt = timers.now();
     },
   };
 }

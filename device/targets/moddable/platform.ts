@@ -17,10 +17,11 @@
 //             in the modules this bundle may import (see createModdablePlatform)
 
 import Serial from "embedded:io/serial";
+import { createWallClock } from "../../platform/wall_clock.ts";
 import I2C from "embedded:io/i2c";
 import Timer, { type TimerId } from "timer";
 import Flash from "flash";
-import type { ButtonId, ByteLink, DeviceIdentity, Flash as PlatformFlash, I2cBus, Platform, Timers, WallClock } from "../../platform/platform.ts";
+import type { ButtonId, ByteLink, DeviceIdentity, Flash as PlatformFlash, I2cBus, Platform, Timers } from "../../platform/platform.ts";
 
 const REASON_POWER_ON = 1;
 
@@ -90,20 +91,6 @@ function createTimers(): Timers {
       if (t === undefined) return;
       delete live[String(id)];
       Timer.clear(t);
-    },
-  };
-}
-
-function createWallClock(timers: Timers): WallClock {
-  let wallBase = 0;
-  let setAt = 0;
-  return {
-    wallMs: function (): number {
-      return wallBase === 0 ? 0 : wallBase + (timers.now() - setAt);
-    },
-    setWallMs: function (ms: number): void {
-      wallBase = ms;
-      setAt = timers.now();
     },
   };
 }
