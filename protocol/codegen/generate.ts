@@ -152,13 +152,14 @@ function genEnum(e: protobuf.Enum): string {
   return `export const ${e.name} = {\n${lines.join("\n")}\n};\n`;
 }
 
+// Short presence tests keep the generated code small (it ships in every firmware bundle): for
+// integer, string, bytes and bool fields the proto3 default is exactly the falsy value.
 function presence(p: FieldPlan, v: string): string {
-  if (p.repeated) return `${v} !== undefined && ${v}.length > 0`;
-  if (p.oneof !== null || p.kind === "message") return `${v} !== undefined && ${v} !== null`;
-  if (p.scalar.tsType === "string") return `${v} !== undefined && ${v} !== ""`;
-  if (p.scalar.tsType === "Uint8Array") return `${v} !== undefined && ${v}.length > 0`;
-  if (p.scalar.tsType === "boolean") return `${v} === true`;
-  return `${v} !== undefined && ${v} !== 0`;
+  if (p.repeated) return `${v} && ${v}.length`;
+  if (p.oneof !== null || p.kind === "message") return `${v} != null`;
+  if (p.scalar.tsType === "Uint8Array") return `${v} && ${v}.length`;
+  if (p.scalar.read === "readFloat(r)" || p.scalar.read === "readDouble(r)") return `${v} !== undefined && ${v} !== 0`;
+  return `${v}`;
 }
 
 function genSize(t: protobuf.Type, plans: FieldPlan[]): string {

@@ -160,35 +160,35 @@ export interface Envelope {
 
 export function sizeEnvelope(m: Envelope): number {
   let n = 0;
-  if (m.hello !== undefined && m.hello !== null) {
+  if (m.hello != null) {
     const k = sizeHello(m.hello as Hello);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.health !== undefined && m.health !== null) {
+  if (m.health != null) {
     const k = sizeHealth(m.health as Health);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.record !== undefined && m.record !== null) {
+  if (m.record != null) {
     const k = sizeRecord(m.record as Record);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.ack !== undefined && m.ack !== null) {
+  if (m.ack != null) {
     const k = sizeAck(m.ack as Ack);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.timeSync !== undefined && m.timeSync !== null) {
+  if (m.timeSync != null) {
     const k = sizeTimeSync(m.timeSync as TimeSync);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.command !== undefined && m.command !== null) {
+  if (m.command != null) {
     const k = sizeCommand(m.command as Command);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.commandResult !== undefined && m.commandResult !== null) {
+  if (m.commandResult != null) {
     const k = sizeCommandResult(m.commandResult as CommandResult);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.error !== undefined && m.error !== null) {
+  if (m.error != null) {
     const k = sizeError(m.error as Error);
     n += 1 + sizeVarint32(k) + k;
   }
@@ -196,49 +196,49 @@ export function sizeEnvelope(m: Envelope): number {
 }
 
 export function writeEnvelope(w: Writer, m: Envelope): void {
-  if (m.hello !== undefined && m.hello !== null) {
+  if (m.hello != null) {
     const sub = m.hello as Hello;
     w.b[w.p++] = 10;
     writeVarint32(w, sizeHello(sub));
     writeHello(w, sub);
   }
-  if (m.health !== undefined && m.health !== null) {
+  if (m.health != null) {
     const sub = m.health as Health;
     w.b[w.p++] = 18;
     writeVarint32(w, sizeHealth(sub));
     writeHealth(w, sub);
   }
-  if (m.record !== undefined && m.record !== null) {
+  if (m.record != null) {
     const sub = m.record as Record;
     w.b[w.p++] = 26;
     writeVarint32(w, sizeRecord(sub));
     writeRecord(w, sub);
   }
-  if (m.ack !== undefined && m.ack !== null) {
+  if (m.ack != null) {
     const sub = m.ack as Ack;
     w.b[w.p++] = 34;
     writeVarint32(w, sizeAck(sub));
     writeAck(w, sub);
   }
-  if (m.timeSync !== undefined && m.timeSync !== null) {
+  if (m.timeSync != null) {
     const sub = m.timeSync as TimeSync;
     w.b[w.p++] = 42;
     writeVarint32(w, sizeTimeSync(sub));
     writeTimeSync(w, sub);
   }
-  if (m.command !== undefined && m.command !== null) {
+  if (m.command != null) {
     const sub = m.command as Command;
     w.b[w.p++] = 50;
     writeVarint32(w, sizeCommand(sub));
     writeCommand(w, sub);
   }
-  if (m.commandResult !== undefined && m.commandResult !== null) {
+  if (m.commandResult != null) {
     const sub = m.commandResult as CommandResult;
     w.b[w.p++] = 58;
     writeVarint32(w, sizeCommandResult(sub));
     writeCommandResult(w, sub);
   }
-  if (m.error !== undefined && m.error !== null) {
+  if (m.error != null) {
     const sub = m.error as Error;
     w.b[w.p++] = 66;
     writeVarint32(w, sizeError(sub));
@@ -344,19 +344,19 @@ export interface Hello {
 
 export function sizeHello(m: Hello): number {
   let n = 0;
-  if (m.protocolVersion !== undefined && m.protocolVersion !== 0) n += 1 + sizeVarint32(m.protocolVersion as number);
-  if (m.deviceId !== undefined && m.deviceId !== "") n += 1 + sizeString(m.deviceId as string);
-  if (m.role !== undefined && m.role !== 0) n += 1 + sizeInt32(m.role as number);
-  if (m.hardwareModel !== undefined && m.hardwareModel !== "") n += 1 + sizeString(m.hardwareModel as string);
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") n += 1 + sizeString(m.firmwareVersion as string);
-  if (m.bootId !== undefined && m.bootId !== 0) n += 1 + 4;
-  if (m.capabilities !== undefined && m.capabilities.length > 0) {
+  if (m.protocolVersion) n += 1 + sizeVarint32(m.protocolVersion as number);
+  if (m.deviceId) n += 1 + sizeString(m.deviceId as string);
+  if (m.role) n += 1 + sizeInt32(m.role as number);
+  if (m.hardwareModel) n += 1 + sizeString(m.hardwareModel as string);
+  if (m.firmwareVersion) n += 1 + sizeString(m.firmwareVersion as string);
+  if (m.bootId) n += 1 + 4;
+  if (m.capabilities && m.capabilities.length) {
     const k = packedSizeHello_capabilities(m.capabilities);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.publicKey !== undefined && m.publicKey.length > 0) n += 1 + sizeBytes(m.publicKey as Uint8Array);
-  if (m.journalNextSeq !== undefined && m.journalNextSeq !== 0) n += 1 + sizeVarint64(m.journalNextSeq as number);
-  if (m.journalAckedSeq !== undefined && m.journalAckedSeq !== 0) n += 1 + sizeVarint64(m.journalAckedSeq as number);
+  if (m.publicKey && m.publicKey.length) n += 1 + sizeBytes(m.publicKey as Uint8Array);
+  if (m.journalNextSeq) n += 1 + sizeVarint64(m.journalNextSeq as number);
+  if (m.journalAckedSeq) n += 1 + sizeVarint64(m.journalAckedSeq as number);
   return n;
 }
 function packedSizeHello_capabilities(list: number[]): number {
@@ -366,45 +366,45 @@ function packedSizeHello_capabilities(list: number[]): number {
 }
 
 export function writeHello(w: Writer, m: Hello): void {
-  if (m.protocolVersion !== undefined && m.protocolVersion !== 0) {
+  if (m.protocolVersion) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.protocolVersion as number);
   }
-  if (m.deviceId !== undefined && m.deviceId !== "") {
+  if (m.deviceId) {
     w.b[w.p++] = 18;
     writeString(w, m.deviceId as string);
   }
-  if (m.role !== undefined && m.role !== 0) {
+  if (m.role) {
     w.b[w.p++] = 24;
     writeInt32(w, m.role as number);
   }
-  if (m.hardwareModel !== undefined && m.hardwareModel !== "") {
+  if (m.hardwareModel) {
     w.b[w.p++] = 34;
     writeString(w, m.hardwareModel as string);
   }
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") {
+  if (m.firmwareVersion) {
     w.b[w.p++] = 42;
     writeString(w, m.firmwareVersion as string);
   }
-  if (m.bootId !== undefined && m.bootId !== 0) {
+  if (m.bootId) {
     w.b[w.p++] = 53;
     writeFixed32(w, m.bootId as number);
   }
-  if (m.capabilities !== undefined && m.capabilities.length > 0) {
+  if (m.capabilities && m.capabilities.length) {
     const list = m.capabilities;
     w.b[w.p++] = 58;
     writeVarint32(w, packedSizeHello_capabilities(list));
     for (let i = 0; i < list.length; i++) writeInt32(w, list[i]);
   }
-  if (m.publicKey !== undefined && m.publicKey.length > 0) {
+  if (m.publicKey && m.publicKey.length) {
     w.b[w.p++] = 66;
     writeBytes(w, m.publicKey as Uint8Array);
   }
-  if (m.journalNextSeq !== undefined && m.journalNextSeq !== 0) {
+  if (m.journalNextSeq) {
     w.b[w.p++] = 72;
     writeVarint64(w, m.journalNextSeq as number);
   }
-  if (m.journalAckedSeq !== undefined && m.journalAckedSeq !== 0) {
+  if (m.journalAckedSeq) {
     w.b[w.p++] = 80;
     writeVarint64(w, m.journalAckedSeq as number);
   }
@@ -499,82 +499,82 @@ export interface Health {
 
 export function sizeHealth(m: Health): number {
   let n = 0;
-  if (m.batteryMv !== undefined && m.batteryMv !== 0) n += 1 + sizeVarint32(m.batteryMv as number);
-  if (m.stateOfChargePermille !== undefined && m.stateOfChargePermille !== 0) n += 1 + sizeVarint32(m.stateOfChargePermille as number);
-  if (m.currentMa !== undefined && m.currentMa !== 0) n += 1 + sizeSint32(m.currentMa as number);
-  if (m.temperatureDecic !== undefined && m.temperatureDecic !== 0) n += 1 + sizeSint32(m.temperatureDecic as number);
-  if (m.chargeState !== undefined && m.chargeState !== 0) n += 1 + sizeInt32(m.chargeState as number);
-  if (m.chargerFaults !== undefined && m.chargerFaults !== 0) n += 1 + sizeVarint32(m.chargerFaults as number);
-  if (m.uptimeS !== undefined && m.uptimeS !== 0) n += 1 + sizeVarint32(m.uptimeS as number);
-  if (m.rebootReason !== undefined && m.rebootReason !== 0) n += 1 + sizeInt32(m.rebootReason as number);
-  if (m.freeMemoryBytes !== undefined && m.freeMemoryBytes !== 0) n += 1 + sizeVarint32(m.freeMemoryBytes as number);
-  if (m.freeStorageBytes !== undefined && m.freeStorageBytes !== 0) n += 1 + sizeVarint32(m.freeStorageBytes as number);
-  if (m.journalBacklog !== undefined && m.journalBacklog !== 0) n += 1 + sizeVarint32(m.journalBacklog as number);
-  if (m.peripheralFaults !== undefined && m.peripheralFaults !== 0) n += 1 + sizeVarint32(m.peripheralFaults as number);
-  if (m.clockMs !== undefined && m.clockMs !== 0) n += 1 + sizeVarint64(m.clockMs as number);
-  if (m.chargeMode !== undefined && m.chargeMode !== 0) n += 1 + sizeInt32(m.chargeMode as number);
-  if (m.errorCount !== undefined && m.errorCount !== 0) n += 1 + sizeVarint32(m.errorCount as number);
+  if (m.batteryMv) n += 1 + sizeVarint32(m.batteryMv as number);
+  if (m.stateOfChargePermille) n += 1 + sizeVarint32(m.stateOfChargePermille as number);
+  if (m.currentMa) n += 1 + sizeSint32(m.currentMa as number);
+  if (m.temperatureDecic) n += 1 + sizeSint32(m.temperatureDecic as number);
+  if (m.chargeState) n += 1 + sizeInt32(m.chargeState as number);
+  if (m.chargerFaults) n += 1 + sizeVarint32(m.chargerFaults as number);
+  if (m.uptimeS) n += 1 + sizeVarint32(m.uptimeS as number);
+  if (m.rebootReason) n += 1 + sizeInt32(m.rebootReason as number);
+  if (m.freeMemoryBytes) n += 1 + sizeVarint32(m.freeMemoryBytes as number);
+  if (m.freeStorageBytes) n += 1 + sizeVarint32(m.freeStorageBytes as number);
+  if (m.journalBacklog) n += 1 + sizeVarint32(m.journalBacklog as number);
+  if (m.peripheralFaults) n += 1 + sizeVarint32(m.peripheralFaults as number);
+  if (m.clockMs) n += 1 + sizeVarint64(m.clockMs as number);
+  if (m.chargeMode) n += 1 + sizeInt32(m.chargeMode as number);
+  if (m.errorCount) n += 1 + sizeVarint32(m.errorCount as number);
   return n;
 }
 
 export function writeHealth(w: Writer, m: Health): void {
-  if (m.batteryMv !== undefined && m.batteryMv !== 0) {
+  if (m.batteryMv) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.batteryMv as number);
   }
-  if (m.stateOfChargePermille !== undefined && m.stateOfChargePermille !== 0) {
+  if (m.stateOfChargePermille) {
     w.b[w.p++] = 16;
     writeVarint32(w, m.stateOfChargePermille as number);
   }
-  if (m.currentMa !== undefined && m.currentMa !== 0) {
+  if (m.currentMa) {
     w.b[w.p++] = 24;
     writeSint32(w, m.currentMa as number);
   }
-  if (m.temperatureDecic !== undefined && m.temperatureDecic !== 0) {
+  if (m.temperatureDecic) {
     w.b[w.p++] = 32;
     writeSint32(w, m.temperatureDecic as number);
   }
-  if (m.chargeState !== undefined && m.chargeState !== 0) {
+  if (m.chargeState) {
     w.b[w.p++] = 40;
     writeInt32(w, m.chargeState as number);
   }
-  if (m.chargerFaults !== undefined && m.chargerFaults !== 0) {
+  if (m.chargerFaults) {
     w.b[w.p++] = 48;
     writeVarint32(w, m.chargerFaults as number);
   }
-  if (m.uptimeS !== undefined && m.uptimeS !== 0) {
+  if (m.uptimeS) {
     w.b[w.p++] = 56;
     writeVarint32(w, m.uptimeS as number);
   }
-  if (m.rebootReason !== undefined && m.rebootReason !== 0) {
+  if (m.rebootReason) {
     w.b[w.p++] = 64;
     writeInt32(w, m.rebootReason as number);
   }
-  if (m.freeMemoryBytes !== undefined && m.freeMemoryBytes !== 0) {
+  if (m.freeMemoryBytes) {
     w.b[w.p++] = 72;
     writeVarint32(w, m.freeMemoryBytes as number);
   }
-  if (m.freeStorageBytes !== undefined && m.freeStorageBytes !== 0) {
+  if (m.freeStorageBytes) {
     w.b[w.p++] = 80;
     writeVarint32(w, m.freeStorageBytes as number);
   }
-  if (m.journalBacklog !== undefined && m.journalBacklog !== 0) {
+  if (m.journalBacklog) {
     w.b[w.p++] = 88;
     writeVarint32(w, m.journalBacklog as number);
   }
-  if (m.peripheralFaults !== undefined && m.peripheralFaults !== 0) {
+  if (m.peripheralFaults) {
     w.b[w.p++] = 96;
     writeVarint32(w, m.peripheralFaults as number);
   }
-  if (m.clockMs !== undefined && m.clockMs !== 0) {
+  if (m.clockMs) {
     w.b[w.p++] = 104;
     writeVarint64(w, m.clockMs as number);
   }
-  if (m.chargeMode !== undefined && m.chargeMode !== 0) {
+  if (m.chargeMode) {
     w.b[w.p++] = 112;
     writeInt32(w, m.chargeMode as number);
   }
-  if (m.errorCount !== undefined && m.errorCount !== 0) {
+  if (m.errorCount) {
     w.b[w.p++] = 120;
     writeVarint32(w, m.errorCount as number);
   }
@@ -709,37 +709,37 @@ export interface Record {
 
 export function sizeRecord(m: Record): number {
   let n = 0;
-  if (m.seq !== undefined && m.seq !== 0) n += 1 + sizeVarint64(m.seq as number);
-  if (m.timeMs !== undefined && m.timeMs !== 0) n += 1 + sizeVarint64(m.timeMs as number);
-  if (m.kind !== undefined && m.kind !== 0) n += 1 + sizeInt32(m.kind as number);
-  if (m.payload !== undefined && m.payload.length > 0) n += 1 + sizeBytes(m.payload as Uint8Array);
-  if (m.signature !== undefined && m.signature.length > 0) n += 1 + sizeBytes(m.signature as Uint8Array);
-  if (m.prevSeq !== undefined && m.prevSeq !== 0) n += 1 + sizeVarint64(m.prevSeq as number);
+  if (m.seq) n += 1 + sizeVarint64(m.seq as number);
+  if (m.timeMs) n += 1 + sizeVarint64(m.timeMs as number);
+  if (m.kind) n += 1 + sizeInt32(m.kind as number);
+  if (m.payload && m.payload.length) n += 1 + sizeBytes(m.payload as Uint8Array);
+  if (m.signature && m.signature.length) n += 1 + sizeBytes(m.signature as Uint8Array);
+  if (m.prevSeq) n += 1 + sizeVarint64(m.prevSeq as number);
   return n;
 }
 
 export function writeRecord(w: Writer, m: Record): void {
-  if (m.seq !== undefined && m.seq !== 0) {
+  if (m.seq) {
     w.b[w.p++] = 8;
     writeVarint64(w, m.seq as number);
   }
-  if (m.timeMs !== undefined && m.timeMs !== 0) {
+  if (m.timeMs) {
     w.b[w.p++] = 16;
     writeVarint64(w, m.timeMs as number);
   }
-  if (m.kind !== undefined && m.kind !== 0) {
+  if (m.kind) {
     w.b[w.p++] = 24;
     writeInt32(w, m.kind as number);
   }
-  if (m.payload !== undefined && m.payload.length > 0) {
+  if (m.payload && m.payload.length) {
     w.b[w.p++] = 34;
     writeBytes(w, m.payload as Uint8Array);
   }
-  if (m.signature !== undefined && m.signature.length > 0) {
+  if (m.signature && m.signature.length) {
     w.b[w.p++] = 42;
     writeBytes(w, m.signature as Uint8Array);
   }
-  if (m.prevSeq !== undefined && m.prevSeq !== 0) {
+  if (m.prevSeq) {
     w.b[w.p++] = 48;
     writeVarint64(w, m.prevSeq as number);
   }
@@ -798,12 +798,12 @@ export interface Ack {
 
 export function sizeAck(m: Ack): number {
   let n = 0;
-  if (m.seq !== undefined && m.seq !== 0) n += 1 + sizeVarint64(m.seq as number);
+  if (m.seq) n += 1 + sizeVarint64(m.seq as number);
   return n;
 }
 
 export function writeAck(w: Writer, m: Ack): void {
-  if (m.seq !== undefined && m.seq !== 0) {
+  if (m.seq) {
     w.b[w.p++] = 8;
     writeVarint64(w, m.seq as number);
   }
@@ -844,17 +844,17 @@ export interface TimeSync {
 
 export function sizeTimeSync(m: TimeSync): number {
   let n = 0;
-  if (m.hostTimeMs !== undefined && m.hostTimeMs !== 0) n += 1 + sizeVarint64(m.hostTimeMs as number);
-  if (m.deviceTimeMs !== undefined && m.deviceTimeMs !== 0) n += 1 + sizeVarint64(m.deviceTimeMs as number);
+  if (m.hostTimeMs) n += 1 + sizeVarint64(m.hostTimeMs as number);
+  if (m.deviceTimeMs) n += 1 + sizeVarint64(m.deviceTimeMs as number);
   return n;
 }
 
 export function writeTimeSync(w: Writer, m: TimeSync): void {
-  if (m.hostTimeMs !== undefined && m.hostTimeMs !== 0) {
+  if (m.hostTimeMs) {
     w.b[w.p++] = 8;
     writeVarint64(w, m.hostTimeMs as number);
   }
-  if (m.deviceTimeMs !== undefined && m.deviceTimeMs !== 0) {
+  if (m.deviceTimeMs) {
     w.b[w.p++] = 16;
     writeVarint64(w, m.deviceTimeMs as number);
   }
@@ -899,22 +899,22 @@ export interface BootInfo {
 
 export function sizeBootInfo(m: BootInfo): number {
   let n = 0;
-  if (m.reason !== undefined && m.reason !== 0) n += 1 + sizeInt32(m.reason as number);
-  if (m.bootId !== undefined && m.bootId !== 0) n += 1 + 4;
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") n += 1 + sizeString(m.firmwareVersion as string);
+  if (m.reason) n += 1 + sizeInt32(m.reason as number);
+  if (m.bootId) n += 1 + 4;
+  if (m.firmwareVersion) n += 1 + sizeString(m.firmwareVersion as string);
   return n;
 }
 
 export function writeBootInfo(w: Writer, m: BootInfo): void {
-  if (m.reason !== undefined && m.reason !== 0) {
+  if (m.reason) {
     w.b[w.p++] = 8;
     writeInt32(w, m.reason as number);
   }
-  if (m.bootId !== undefined && m.bootId !== 0) {
+  if (m.bootId) {
     w.b[w.p++] = 21;
     writeFixed32(w, m.bootId as number);
   }
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") {
+  if (m.firmwareVersion) {
     w.b[w.p++] = 26;
     writeString(w, m.firmwareVersion as string);
   }
@@ -966,22 +966,22 @@ export interface AuditEvent {
 
 export function sizeAuditEvent(m: AuditEvent): number {
   let n = 0;
-  if (m.event !== undefined && m.event !== "") n += 1 + sizeString(m.event as string);
-  if (m.actor !== undefined && m.actor !== "") n += 1 + sizeString(m.actor as string);
-  if (m.detail !== undefined && m.detail !== "") n += 1 + sizeString(m.detail as string);
+  if (m.event) n += 1 + sizeString(m.event as string);
+  if (m.actor) n += 1 + sizeString(m.actor as string);
+  if (m.detail) n += 1 + sizeString(m.detail as string);
   return n;
 }
 
 export function writeAuditEvent(w: Writer, m: AuditEvent): void {
-  if (m.event !== undefined && m.event !== "") {
+  if (m.event) {
     w.b[w.p++] = 10;
     writeString(w, m.event as string);
   }
-  if (m.actor !== undefined && m.actor !== "") {
+  if (m.actor) {
     w.b[w.p++] = 18;
     writeString(w, m.actor as string);
   }
-  if (m.detail !== undefined && m.detail !== "") {
+  if (m.detail) {
     w.b[w.p++] = 26;
     writeString(w, m.detail as string);
   }
@@ -1037,107 +1037,107 @@ export interface Command {
 
 export function sizeCommand(m: Command): number {
   let n = 0;
-  if (m.id !== undefined && m.id !== 0) n += 1 + sizeVarint32(m.id as number);
-  if (m.info !== undefined && m.info !== null) {
+  if (m.id) n += 1 + sizeVarint32(m.id as number);
+  if (m.info != null) {
     const k = sizeInfoRequest(m.info as InfoRequest);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.diagnostics !== undefined && m.diagnostics !== null) {
+  if (m.diagnostics != null) {
     const k = sizeDiagnosticsRequest(m.diagnostics as DiagnosticsRequest);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.setTime !== undefined && m.setTime !== null) {
+  if (m.setTime != null) {
     const k = sizeSetTime(m.setTime as SetTime);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.setChargeMode !== undefined && m.setChargeMode !== null) {
+  if (m.setChargeMode != null) {
     const k = sizeSetChargeMode(m.setChargeMode as SetChargeMode);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.reboot !== undefined && m.reboot !== null) {
+  if (m.reboot != null) {
     const k = sizeRebootRequest(m.reboot as RebootRequest);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.readLog !== undefined && m.readLog !== null) {
+  if (m.readLog != null) {
     const k = sizeReadLogRequest(m.readLog as ReadLogRequest);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.transferBegin !== undefined && m.transferBegin !== null) {
+  if (m.transferBegin != null) {
     const k = sizeTransferBegin(m.transferBegin as TransferBegin);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.transferChunk !== undefined && m.transferChunk !== null) {
+  if (m.transferChunk != null) {
     const k = sizeTransferChunk(m.transferChunk as TransferChunk);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.transferEnd !== undefined && m.transferEnd !== null) {
+  if (m.transferEnd != null) {
     const k = sizeTransferEnd(m.transferEnd as TransferEnd);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.authority !== undefined && m.authority.length > 0) n += 1 + sizeBytes(m.authority as Uint8Array);
+  if (m.authority && m.authority.length) n += 1 + sizeBytes(m.authority as Uint8Array);
   return n;
 }
 
 export function writeCommand(w: Writer, m: Command): void {
-  if (m.id !== undefined && m.id !== 0) {
+  if (m.id) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.id as number);
   }
-  if (m.info !== undefined && m.info !== null) {
+  if (m.info != null) {
     const sub = m.info as InfoRequest;
     w.b[w.p++] = 18;
     writeVarint32(w, sizeInfoRequest(sub));
     writeInfoRequest(w, sub);
   }
-  if (m.diagnostics !== undefined && m.diagnostics !== null) {
+  if (m.diagnostics != null) {
     const sub = m.diagnostics as DiagnosticsRequest;
     w.b[w.p++] = 26;
     writeVarint32(w, sizeDiagnosticsRequest(sub));
     writeDiagnosticsRequest(w, sub);
   }
-  if (m.setTime !== undefined && m.setTime !== null) {
+  if (m.setTime != null) {
     const sub = m.setTime as SetTime;
     w.b[w.p++] = 34;
     writeVarint32(w, sizeSetTime(sub));
     writeSetTime(w, sub);
   }
-  if (m.setChargeMode !== undefined && m.setChargeMode !== null) {
+  if (m.setChargeMode != null) {
     const sub = m.setChargeMode as SetChargeMode;
     w.b[w.p++] = 42;
     writeVarint32(w, sizeSetChargeMode(sub));
     writeSetChargeMode(w, sub);
   }
-  if (m.reboot !== undefined && m.reboot !== null) {
+  if (m.reboot != null) {
     const sub = m.reboot as RebootRequest;
     w.b[w.p++] = 50;
     writeVarint32(w, sizeRebootRequest(sub));
     writeRebootRequest(w, sub);
   }
-  if (m.readLog !== undefined && m.readLog !== null) {
+  if (m.readLog != null) {
     const sub = m.readLog as ReadLogRequest;
     w.b[w.p++] = 58;
     writeVarint32(w, sizeReadLogRequest(sub));
     writeReadLogRequest(w, sub);
   }
-  if (m.transferBegin !== undefined && m.transferBegin !== null) {
+  if (m.transferBegin != null) {
     const sub = m.transferBegin as TransferBegin;
     w.b[w.p++] = 66;
     writeVarint32(w, sizeTransferBegin(sub));
     writeTransferBegin(w, sub);
   }
-  if (m.transferChunk !== undefined && m.transferChunk !== null) {
+  if (m.transferChunk != null) {
     const sub = m.transferChunk as TransferChunk;
     w.b[w.p++] = 74;
     writeVarint32(w, sizeTransferChunk(sub));
     writeTransferChunk(w, sub);
   }
-  if (m.transferEnd !== undefined && m.transferEnd !== null) {
+  if (m.transferEnd != null) {
     const sub = m.transferEnd as TransferEnd;
     w.b[w.p++] = 82;
     writeVarint32(w, sizeTransferEnd(sub));
     writeTransferEnd(w, sub);
   }
-  if (m.authority !== undefined && m.authority.length > 0) {
+  if (m.authority && m.authority.length) {
     w.b[w.p++] = 122;
     writeBytes(w, m.authority as Uint8Array);
   }
@@ -1286,7 +1286,7 @@ export interface DiagnosticsRequest {
 
 export function sizeDiagnosticsRequest(m: DiagnosticsRequest): number {
   let n = 0;
-  if (m.parts !== undefined && m.parts.length > 0) {
+  if (m.parts && m.parts.length) {
     const k = packedSizeDiagnosticsRequest_parts(m.parts);
     n += 1 + sizeVarint32(k) + k;
   }
@@ -1299,7 +1299,7 @@ function packedSizeDiagnosticsRequest_parts(list: number[]): number {
 }
 
 export function writeDiagnosticsRequest(w: Writer, m: DiagnosticsRequest): void {
-  if (m.parts !== undefined && m.parts.length > 0) {
+  if (m.parts && m.parts.length) {
     const list = m.parts;
     w.b[w.p++] = 10;
     writeVarint32(w, packedSizeDiagnosticsRequest_parts(list));
@@ -1347,12 +1347,12 @@ export interface SetTime {
 
 export function sizeSetTime(m: SetTime): number {
   let n = 0;
-  if (m.unixMs !== undefined && m.unixMs !== 0) n += 1 + sizeVarint64(m.unixMs as number);
+  if (m.unixMs) n += 1 + sizeVarint64(m.unixMs as number);
   return n;
 }
 
 export function writeSetTime(w: Writer, m: SetTime): void {
-  if (m.unixMs !== undefined && m.unixMs !== 0) {
+  if (m.unixMs) {
     w.b[w.p++] = 8;
     writeVarint64(w, m.unixMs as number);
   }
@@ -1392,12 +1392,12 @@ export interface SetChargeMode {
 
 export function sizeSetChargeMode(m: SetChargeMode): number {
   let n = 0;
-  if (m.mode !== undefined && m.mode !== 0) n += 1 + sizeInt32(m.mode as number);
+  if (m.mode) n += 1 + sizeInt32(m.mode as number);
   return n;
 }
 
 export function writeSetChargeMode(w: Writer, m: SetChargeMode): void {
-  if (m.mode !== undefined && m.mode !== 0) {
+  if (m.mode) {
     w.b[w.p++] = 8;
     writeInt32(w, m.mode as number);
   }
@@ -1441,12 +1441,12 @@ export interface RebootRequest {
 
 export function sizeRebootRequest(m: RebootRequest): number {
   let n = 0;
-  if (m.delayMs !== undefined && m.delayMs !== 0) n += 1 + sizeVarint32(m.delayMs as number);
+  if (m.delayMs) n += 1 + sizeVarint32(m.delayMs as number);
   return n;
 }
 
 export function writeRebootRequest(w: Writer, m: RebootRequest): void {
-  if (m.delayMs !== undefined && m.delayMs !== 0) {
+  if (m.delayMs) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.delayMs as number);
   }
@@ -1490,12 +1490,12 @@ export interface ReadLogRequest {
 
 export function sizeReadLogRequest(m: ReadLogRequest): number {
   let n = 0;
-  if (m.maxLines !== undefined && m.maxLines !== 0) n += 1 + sizeVarint32(m.maxLines as number);
+  if (m.maxLines) n += 1 + sizeVarint32(m.maxLines as number);
   return n;
 }
 
 export function writeReadLogRequest(w: Writer, m: ReadLogRequest): void {
-  if (m.maxLines !== undefined && m.maxLines !== 0) {
+  if (m.maxLines) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.maxLines as number);
   }
@@ -1542,27 +1542,27 @@ export interface TransferBegin {
 
 export function sizeTransferBegin(m: TransferBegin): number {
   let n = 0;
-  if (m.kind !== undefined && m.kind !== 0) n += 1 + sizeInt32(m.kind as number);
-  if (m.totalBytes !== undefined && m.totalBytes !== 0) n += 1 + sizeVarint32(m.totalBytes as number);
-  if (m.sha256 !== undefined && m.sha256.length > 0) n += 1 + sizeBytes(m.sha256 as Uint8Array);
-  if (m.name !== undefined && m.name !== "") n += 1 + sizeString(m.name as string);
+  if (m.kind) n += 1 + sizeInt32(m.kind as number);
+  if (m.totalBytes) n += 1 + sizeVarint32(m.totalBytes as number);
+  if (m.sha256 && m.sha256.length) n += 1 + sizeBytes(m.sha256 as Uint8Array);
+  if (m.name) n += 1 + sizeString(m.name as string);
   return n;
 }
 
 export function writeTransferBegin(w: Writer, m: TransferBegin): void {
-  if (m.kind !== undefined && m.kind !== 0) {
+  if (m.kind) {
     w.b[w.p++] = 8;
     writeInt32(w, m.kind as number);
   }
-  if (m.totalBytes !== undefined && m.totalBytes !== 0) {
+  if (m.totalBytes) {
     w.b[w.p++] = 16;
     writeVarint32(w, m.totalBytes as number);
   }
-  if (m.sha256 !== undefined && m.sha256.length > 0) {
+  if (m.sha256 && m.sha256.length) {
     w.b[w.p++] = 26;
     writeBytes(w, m.sha256 as Uint8Array);
   }
-  if (m.name !== undefined && m.name !== "") {
+  if (m.name) {
     w.b[w.p++] = 34;
     writeString(w, m.name as string);
   }
@@ -1620,17 +1620,17 @@ export interface TransferChunk {
 
 export function sizeTransferChunk(m: TransferChunk): number {
   let n = 0;
-  if (m.offset !== undefined && m.offset !== 0) n += 1 + sizeVarint32(m.offset as number);
-  if (m.data !== undefined && m.data.length > 0) n += 1 + sizeBytes(m.data as Uint8Array);
+  if (m.offset) n += 1 + sizeVarint32(m.offset as number);
+  if (m.data && m.data.length) n += 1 + sizeBytes(m.data as Uint8Array);
   return n;
 }
 
 export function writeTransferChunk(w: Writer, m: TransferChunk): void {
-  if (m.offset !== undefined && m.offset !== 0) {
+  if (m.offset) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.offset as number);
   }
-  if (m.data !== undefined && m.data.length > 0) {
+  if (m.data && m.data.length) {
     w.b[w.p++] = 18;
     writeBytes(w, m.data as Uint8Array);
   }
@@ -1677,12 +1677,12 @@ export interface TransferEnd {
 
 export function sizeTransferEnd(m: TransferEnd): number {
   let n = 0;
-  if (m.signature !== undefined && m.signature.length > 0) n += 1 + sizeBytes(m.signature as Uint8Array);
+  if (m.signature && m.signature.length) n += 1 + sizeBytes(m.signature as Uint8Array);
   return n;
 }
 
 export function writeTransferEnd(w: Writer, m: TransferEnd): void {
-  if (m.signature !== undefined && m.signature.length > 0) {
+  if (m.signature && m.signature.length) {
     w.b[w.p++] = 10;
     writeBytes(w, m.signature as Uint8Array);
   }
@@ -1728,22 +1728,22 @@ export interface CommandResult {
 
 export function sizeCommandResult(m: CommandResult): number {
   let n = 0;
-  if (m.id !== undefined && m.id !== 0) n += 1 + sizeVarint32(m.id as number);
-  if (m.status !== undefined && m.status !== 0) n += 1 + sizeInt32(m.status as number);
-  if (m.message !== undefined && m.message !== "") n += 1 + sizeString(m.message as string);
-  if (m.info !== undefined && m.info !== null) {
+  if (m.id) n += 1 + sizeVarint32(m.id as number);
+  if (m.status) n += 1 + sizeInt32(m.status as number);
+  if (m.message) n += 1 + sizeString(m.message as string);
+  if (m.info != null) {
     const k = sizeDeviceInfo(m.info as DeviceInfo);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.diagnostics !== undefined && m.diagnostics !== null) {
+  if (m.diagnostics != null) {
     const k = sizeDiagnosticsReport(m.diagnostics as DiagnosticsReport);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.log !== undefined && m.log !== null) {
+  if (m.log != null) {
     const k = sizeLogLines(m.log as LogLines);
     n += 1 + sizeVarint32(k) + k;
   }
-  if (m.transfer !== undefined && m.transfer !== null) {
+  if (m.transfer != null) {
     const k = sizeTransferStatus(m.transfer as TransferStatus);
     n += 1 + sizeVarint32(k) + k;
   }
@@ -1751,37 +1751,37 @@ export function sizeCommandResult(m: CommandResult): number {
 }
 
 export function writeCommandResult(w: Writer, m: CommandResult): void {
-  if (m.id !== undefined && m.id !== 0) {
+  if (m.id) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.id as number);
   }
-  if (m.status !== undefined && m.status !== 0) {
+  if (m.status) {
     w.b[w.p++] = 16;
     writeInt32(w, m.status as number);
   }
-  if (m.message !== undefined && m.message !== "") {
+  if (m.message) {
     w.b[w.p++] = 26;
     writeString(w, m.message as string);
   }
-  if (m.info !== undefined && m.info !== null) {
+  if (m.info != null) {
     const sub = m.info as DeviceInfo;
     w.b[w.p++] = 34;
     writeVarint32(w, sizeDeviceInfo(sub));
     writeDeviceInfo(w, sub);
   }
-  if (m.diagnostics !== undefined && m.diagnostics !== null) {
+  if (m.diagnostics != null) {
     const sub = m.diagnostics as DiagnosticsReport;
     w.b[w.p++] = 42;
     writeVarint32(w, sizeDiagnosticsReport(sub));
     writeDiagnosticsReport(w, sub);
   }
-  if (m.log !== undefined && m.log !== null) {
+  if (m.log != null) {
     const sub = m.log as LogLines;
     w.b[w.p++] = 50;
     writeVarint32(w, sizeLogLines(sub));
     writeLogLines(w, sub);
   }
-  if (m.transfer !== undefined && m.transfer !== null) {
+  if (m.transfer != null) {
     const sub = m.transfer as TransferStatus;
     w.b[w.p++] = 58;
     writeVarint32(w, sizeTransferStatus(sub));
@@ -1877,62 +1877,62 @@ export interface DeviceInfo {
 
 export function sizeDeviceInfo(m: DeviceInfo): number {
   let n = 0;
-  if (m.deviceId !== undefined && m.deviceId !== "") n += 1 + sizeString(m.deviceId as string);
-  if (m.role !== undefined && m.role !== 0) n += 1 + sizeInt32(m.role as number);
-  if (m.hardwareModel !== undefined && m.hardwareModel !== "") n += 1 + sizeString(m.hardwareModel as string);
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") n += 1 + sizeString(m.firmwareVersion as string);
-  if (m.bootId !== undefined && m.bootId !== 0) n += 1 + 4;
-  if (m.rebootReason !== undefined && m.rebootReason !== 0) n += 1 + sizeInt32(m.rebootReason as number);
-  if (m.uptimeS !== undefined && m.uptimeS !== 0) n += 1 + sizeVarint32(m.uptimeS as number);
-  if (m.journalFirstSeq !== undefined && m.journalFirstSeq !== 0) n += 1 + sizeVarint64(m.journalFirstSeq as number);
-  if (m.journalNextSeq !== undefined && m.journalNextSeq !== 0) n += 1 + sizeVarint64(m.journalNextSeq as number);
-  if (m.journalFreeBytes !== undefined && m.journalFreeBytes !== 0) n += 1 + sizeVarint32(m.journalFreeBytes as number);
-  if (m.clockMs !== undefined && m.clockMs !== 0) n += 1 + sizeVarint64(m.clockMs as number);
+  if (m.deviceId) n += 1 + sizeString(m.deviceId as string);
+  if (m.role) n += 1 + sizeInt32(m.role as number);
+  if (m.hardwareModel) n += 1 + sizeString(m.hardwareModel as string);
+  if (m.firmwareVersion) n += 1 + sizeString(m.firmwareVersion as string);
+  if (m.bootId) n += 1 + 4;
+  if (m.rebootReason) n += 1 + sizeInt32(m.rebootReason as number);
+  if (m.uptimeS) n += 1 + sizeVarint32(m.uptimeS as number);
+  if (m.journalFirstSeq) n += 1 + sizeVarint64(m.journalFirstSeq as number);
+  if (m.journalNextSeq) n += 1 + sizeVarint64(m.journalNextSeq as number);
+  if (m.journalFreeBytes) n += 1 + sizeVarint32(m.journalFreeBytes as number);
+  if (m.clockMs) n += 1 + sizeVarint64(m.clockMs as number);
   return n;
 }
 
 export function writeDeviceInfo(w: Writer, m: DeviceInfo): void {
-  if (m.deviceId !== undefined && m.deviceId !== "") {
+  if (m.deviceId) {
     w.b[w.p++] = 10;
     writeString(w, m.deviceId as string);
   }
-  if (m.role !== undefined && m.role !== 0) {
+  if (m.role) {
     w.b[w.p++] = 16;
     writeInt32(w, m.role as number);
   }
-  if (m.hardwareModel !== undefined && m.hardwareModel !== "") {
+  if (m.hardwareModel) {
     w.b[w.p++] = 26;
     writeString(w, m.hardwareModel as string);
   }
-  if (m.firmwareVersion !== undefined && m.firmwareVersion !== "") {
+  if (m.firmwareVersion) {
     w.b[w.p++] = 34;
     writeString(w, m.firmwareVersion as string);
   }
-  if (m.bootId !== undefined && m.bootId !== 0) {
+  if (m.bootId) {
     w.b[w.p++] = 45;
     writeFixed32(w, m.bootId as number);
   }
-  if (m.rebootReason !== undefined && m.rebootReason !== 0) {
+  if (m.rebootReason) {
     w.b[w.p++] = 48;
     writeInt32(w, m.rebootReason as number);
   }
-  if (m.uptimeS !== undefined && m.uptimeS !== 0) {
+  if (m.uptimeS) {
     w.b[w.p++] = 56;
     writeVarint32(w, m.uptimeS as number);
   }
-  if (m.journalFirstSeq !== undefined && m.journalFirstSeq !== 0) {
+  if (m.journalFirstSeq) {
     w.b[w.p++] = 64;
     writeVarint64(w, m.journalFirstSeq as number);
   }
-  if (m.journalNextSeq !== undefined && m.journalNextSeq !== 0) {
+  if (m.journalNextSeq) {
     w.b[w.p++] = 72;
     writeVarint64(w, m.journalNextSeq as number);
   }
-  if (m.journalFreeBytes !== undefined && m.journalFreeBytes !== 0) {
+  if (m.journalFreeBytes) {
     w.b[w.p++] = 80;
     writeVarint32(w, m.journalFreeBytes as number);
   }
-  if (m.clockMs !== undefined && m.clockMs !== 0) {
+  if (m.clockMs) {
     w.b[w.p++] = 88;
     writeVarint64(w, m.clockMs as number);
   }
@@ -2020,22 +2020,22 @@ export interface PartVerdict {
 
 export function sizePartVerdict(m: PartVerdict): number {
   let n = 0;
-  if (m.part !== undefined && m.part !== 0) n += 1 + sizeInt32(m.part as number);
-  if (m.verdict !== undefined && m.verdict !== 0) n += 1 + sizeInt32(m.verdict as number);
-  if (m.detail !== undefined && m.detail !== "") n += 1 + sizeString(m.detail as string);
+  if (m.part) n += 1 + sizeInt32(m.part as number);
+  if (m.verdict) n += 1 + sizeInt32(m.verdict as number);
+  if (m.detail) n += 1 + sizeString(m.detail as string);
   return n;
 }
 
 export function writePartVerdict(w: Writer, m: PartVerdict): void {
-  if (m.part !== undefined && m.part !== 0) {
+  if (m.part) {
     w.b[w.p++] = 8;
     writeInt32(w, m.part as number);
   }
-  if (m.verdict !== undefined && m.verdict !== 0) {
+  if (m.verdict) {
     w.b[w.p++] = 16;
     writeInt32(w, m.verdict as number);
   }
-  if (m.detail !== undefined && m.detail !== "") {
+  if (m.detail) {
     w.b[w.p++] = 26;
     writeString(w, m.detail as string);
   }
@@ -2089,7 +2089,7 @@ export interface DiagnosticsReport {
 
 export function sizeDiagnosticsReport(m: DiagnosticsReport): number {
   let n = 0;
-  if (m.parts !== undefined && m.parts.length > 0) {
+  if (m.parts && m.parts.length) {
     const list = m.parts;
     for (let i = 0; i < list.length; i++) {
       const k = sizePartVerdict(list[i]);
@@ -2100,7 +2100,7 @@ export function sizeDiagnosticsReport(m: DiagnosticsReport): number {
 }
 
 export function writeDiagnosticsReport(w: Writer, m: DiagnosticsReport): void {
-  if (m.parts !== undefined && m.parts.length > 0) {
+  if (m.parts && m.parts.length) {
     const list = m.parts;
     for (let i = 0; i < list.length; i++) {
       w.b[w.p++] = 10;
@@ -2147,7 +2147,7 @@ export interface LogLines {
 
 export function sizeLogLines(m: LogLines): number {
   let n = 0;
-  if (m.lines !== undefined && m.lines.length > 0) {
+  if (m.lines && m.lines.length) {
     const list = m.lines;
     for (let i = 0; i < list.length; i++) {
       n += 1 + sizeString(list[i]);
@@ -2157,7 +2157,7 @@ export function sizeLogLines(m: LogLines): number {
 }
 
 export function writeLogLines(w: Writer, m: LogLines): void {
-  if (m.lines !== undefined && m.lines.length > 0) {
+  if (m.lines && m.lines.length) {
     const list = m.lines;
     for (let i = 0; i < list.length; i++) {
       w.b[w.p++] = 10;
@@ -2201,17 +2201,17 @@ export interface TransferStatus {
 
 export function sizeTransferStatus(m: TransferStatus): number {
   let n = 0;
-  if (m.receivedBytes !== undefined && m.receivedBytes !== 0) n += 1 + sizeVarint32(m.receivedBytes as number);
-  if (m.complete === true) n += 1 + 1;
+  if (m.receivedBytes) n += 1 + sizeVarint32(m.receivedBytes as number);
+  if (m.complete) n += 1 + 1;
   return n;
 }
 
 export function writeTransferStatus(w: Writer, m: TransferStatus): void {
-  if (m.receivedBytes !== undefined && m.receivedBytes !== 0) {
+  if (m.receivedBytes) {
     w.b[w.p++] = 8;
     writeVarint32(w, m.receivedBytes as number);
   }
-  if (m.complete === true) {
+  if (m.complete) {
     w.b[w.p++] = 16;
     w.b[w.p++] = m.complete as boolean ? 1 : 0;
   }
@@ -2260,22 +2260,22 @@ export interface Error {
 
 export function sizeError(m: Error): number {
   let n = 0;
-  if (m.code !== undefined && m.code !== 0) n += 1 + sizeInt32(m.code as number);
-  if (m.detail !== undefined && m.detail !== "") n += 1 + sizeString(m.detail as string);
-  if (m.commandId !== undefined && m.commandId !== 0) n += 1 + sizeVarint32(m.commandId as number);
+  if (m.code) n += 1 + sizeInt32(m.code as number);
+  if (m.detail) n += 1 + sizeString(m.detail as string);
+  if (m.commandId) n += 1 + sizeVarint32(m.commandId as number);
   return n;
 }
 
 export function writeError(w: Writer, m: Error): void {
-  if (m.code !== undefined && m.code !== 0) {
+  if (m.code) {
     w.b[w.p++] = 8;
     writeInt32(w, m.code as number);
   }
-  if (m.detail !== undefined && m.detail !== "") {
+  if (m.detail) {
     w.b[w.p++] = 18;
     writeString(w, m.detail as string);
   }
-  if (m.commandId !== undefined && m.commandId !== 0) {
+  if (m.commandId) {
     w.b[w.p++] = 24;
     writeVarint32(w, m.commandId as number);
   }
