@@ -26,6 +26,8 @@ export interface FirmwareTarget {
   minify: boolean;
   /** Engine subset applies (bundle check). */
   checked: boolean;
+  /** Size budget: the build fails above it (the Espruino board keeps the script in 64 KB). */
+  maxBytes?: number;
   /** Modules provided by the engine itself (Moddable's embedded:* IO). */
   external?: string[];
   extraFiles?: { from: string; to: string }[];
@@ -39,6 +41,7 @@ export const TARGETS: FirmwareTarget[] = [
     format: "iife",
     minify: true,
     checked: true,
+    maxBytes: 65536,
   },
   {
     name: "moddable",
@@ -145,6 +148,13 @@ async function main(): Promise<void> {
     for (const v of b.violations) {
       bad++;
       console.error(`${relative(root, b.file)}:${v.line}:${v.column} ${v.rule} ${v.message}\n    ${v.source.trim().slice(0, 160)}`);
+    }
+  }
+  for (const b of bundles) {
+    const budget = TARGETS.find((t) => t.name === b.target)?.maxBytes;
+    if (budget !== undefined && b.bytes > budget) {
+      bad++;
+      console.error(`${relative(root, b.file)}: ${b.bytes} bytes, over its budget of ${budget}`);
     }
   }
   if (json) console.log(JSON.stringify(bundles.map((b) => ({ target: b.target, bytes: b.bytes, violations: b.violations.length }))));
