@@ -26,7 +26,11 @@ export interface FirmwareTarget {
   minify: boolean;
   /** Engine subset applies (bundle check). */
   checked: boolean;
-  /** Size budget: the build fails above it (the Espruino board keeps the script in 64 KB). */
+  /**
+   * Size budget: the build fails above it. Espruino saves the script to Storage and runs it from
+   * flash; 160 KB leaves the rest of an nRF52840's Storage area to the journal's page files and
+   * the station data.
+   */
   maxBytes?: number;
   /** Modules provided by the engine itself (Moddable's embedded:* IO). */
   external?: string[];
@@ -41,7 +45,7 @@ export const TARGETS: FirmwareTarget[] = [
     format: "iife",
     minify: true,
     checked: true,
-    maxBytes: 65536,
+    maxBytes: 163840,
   },
   {
     name: "moddable",

@@ -32,6 +32,23 @@ export interface ByteLink {
   onConnection(cb: (connected: boolean) => void): void;
 }
 
+/** A UART to a chip (fingerprint module, thermal printer, ballot scanner): bytes both ways. */
+export interface Uart {
+  write(data: Uint8Array): void;
+  /** Installs the receiver; bytes arrive in chunks of any size. */
+  onData(cb: (data: Uint8Array) => void): void;
+}
+
+/** The UARTs a device has fitted; a part that is not fitted is absent. */
+export interface Uarts {
+  /** Fingerprint module (verification device). */
+  fingerprint?: Uart;
+  /** Thermal receipt printer, ESC/POS (result acceleration device). */
+  printer?: Uart;
+  /** Ballot scanner subsystem (result acceleration device). */
+  scanner?: Uart;
+}
+
 /** An I2C bus master. Returns false / null when the addressed chip does not acknowledge (NACK). */
 export interface I2cBus {
   write(address: number, data: Uint8Array): boolean;
@@ -87,6 +104,12 @@ export interface DeviceIdentity {
   hardwareModel: string;
   /** 1 = verification device, 2 = result acceleration device (Role in the schema). */
   role: number;
+  /**
+   * The commission's P-256 public key (X || Y, 64 bytes), written at provisioning. Commission-
+   * signed artifacts and technician tokens verify against it; without it nothing signed is
+   * accepted.
+   */
+  commissionKey?: Uint8Array;
 }
 
 export interface Platform {
@@ -95,9 +118,16 @@ export interface Platform {
   clock: WallClock;
   /** The link to the host agent (USB serial, or BLE where there is no cable). */
   hostLink: ByteLink;
-  /** The bus carrying the secure element, charger and fuel gauge. */
+  /** The bus carrying the secure element, charger, fuel gauge and card reader (PN532 at 0x24). */
   i2c: I2cBus;
+  /** The journal's flash region. */
   flash: Flash;
+  /**
+   * A second flash region for commission-signed data (station register, election definition,
+   * firmware application slots) and the register's voted marks. Absent on a device without it.
+   */
+  dataFlash?: Flash;
+  uarts: Uarts;
   display: Display;
   buttons: Buttons;
   system: SystemControl;

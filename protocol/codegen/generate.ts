@@ -367,7 +367,13 @@ export function generate(protoText: string, runtimeImport: string, sourceName: s
     "writeFloat", "readFloat", "writeDouble", "readDouble",
     "sizeString", "writeString", "readString", "sizeBytes", "writeBytes", "readBytes",
   ];
-  const body = [...enums.map(genEnum), ...types.map(genMessage)].join("\n");
+  const table =
+    "/** Every message type's encoder and decoder by name (for tests and tools; firmware bundles\n" +
+    " * that do not import it leave it out). */\n" +
+    "export const MESSAGE_CODECS = {\n" +
+    types.map((t) => `  ${t.name}: { encode: encode${t.name}, decode: decode${t.name} },\n`).join("") +
+    "};\n";
+  const body = [...enums.map(genEnum), ...types.map(genMessage), table].join("\n");
   const used = runtimeNames.filter((n) => {
     const bare = n.replace("type ", "");
     return new RegExp(`\\b${bare}\\b`).test(body);

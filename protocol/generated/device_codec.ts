@@ -109,6 +109,39 @@ export const Peripheral = {
   DISPLAY: 9,
 };
 
+export const PowerAlarmKind = {
+  UNSPECIFIED: 0,
+  LOW_BATTERY: 1,
+  CRITICAL_BATTERY: 2,
+  OUT_OF_STORAGE_WINDOW: 3,
+  CHARGER_FAULT: 4,
+  TEMPERATURE: 5,
+  NO_BATTERY: 6,
+  AGEING_CELL: 7,
+  GAUGE_FAULT: 8,
+};
+
+export const RejectReason = {
+  UNSPECIFIED: 0,
+  NOT_IN_REGISTER: 1,
+  ALREADY_VOTED: 2,
+  FINGER_MISMATCH: 3,
+  CARD_MISMATCH: 4,
+  CARD_UNREADABLE: 5,
+  CAPTURE_FAILED: 6,
+  EXEMPTION_CAP: 7,
+  EXEMPTION_DENIED: 8,
+  CANCELLED: 9,
+};
+
+export const PollsState = {
+  UNSPECIFIED: 0,
+  NOT_LOADED: 1,
+  READY: 2,
+  OPEN: 3,
+  CLOSED: 4,
+};
+
 export const Verdict = {
   UNKNOWN: 0,
   PASS: 1,
@@ -145,6 +178,15 @@ export const TransferKind = {
   STATION_DATA: 2,
   ELECTION_DEFINITION: 3,
   CONFIGURATION: 4,
+};
+
+export const ArtifactKind = {
+  UNSPECIFIED: 0,
+  FIRMWARE: 1,
+  STATION_REGISTER: 2,
+  ELECTION_DEFINITION: 3,
+  CONFIGURATION: 4,
+  TECHNICIAN_TOKEN: 5,
 };
 
 export interface Envelope {
@@ -495,6 +537,12 @@ export interface Health {
   clockMs?: number;
   chargeMode?: number;
   errorCount?: number;
+  cycleCount?: number;
+  stateOfHealthPermille?: number;
+  dischargePermillePerHour?: number;
+  powerAlarms?: number;
+  stationId?: string;
+  pollsState?: number;
 }
 
 export function sizeHealth(m: Health): number {
@@ -514,6 +562,12 @@ export function sizeHealth(m: Health): number {
   if (m.clockMs) n += 1 + sizeVarint64(m.clockMs as number);
   if (m.chargeMode) n += 1 + sizeInt32(m.chargeMode as number);
   if (m.errorCount) n += 1 + sizeVarint32(m.errorCount as number);
+  if (m.cycleCount) n += 2 + sizeVarint32(m.cycleCount as number);
+  if (m.stateOfHealthPermille) n += 2 + sizeVarint32(m.stateOfHealthPermille as number);
+  if (m.dischargePermillePerHour) n += 2 + sizeSint32(m.dischargePermillePerHour as number);
+  if (m.powerAlarms) n += 2 + sizeVarint32(m.powerAlarms as number);
+  if (m.stationId) n += 2 + sizeString(m.stationId as string);
+  if (m.pollsState) n += 2 + sizeInt32(m.pollsState as number);
   return n;
 }
 
@@ -578,10 +632,34 @@ export function writeHealth(w: Writer, m: Health): void {
     w.b[w.p++] = 120;
     writeVarint32(w, m.errorCount as number);
   }
+  if (m.cycleCount) {
+    w.b[w.p++] = 128; w.b[w.p++] = 1;
+    writeVarint32(w, m.cycleCount as number);
+  }
+  if (m.stateOfHealthPermille) {
+    w.b[w.p++] = 136; w.b[w.p++] = 1;
+    writeVarint32(w, m.stateOfHealthPermille as number);
+  }
+  if (m.dischargePermillePerHour) {
+    w.b[w.p++] = 144; w.b[w.p++] = 1;
+    writeSint32(w, m.dischargePermillePerHour as number);
+  }
+  if (m.powerAlarms) {
+    w.b[w.p++] = 152; w.b[w.p++] = 1;
+    writeVarint32(w, m.powerAlarms as number);
+  }
+  if (m.stationId) {
+    w.b[w.p++] = 162; w.b[w.p++] = 1;
+    writeString(w, m.stationId as string);
+  }
+  if (m.pollsState) {
+    w.b[w.p++] = 168; w.b[w.p++] = 1;
+    writeInt32(w, m.pollsState as number);
+  }
 }
 
 export function readHealth(r: Reader, end: number): Health {
-  const m: Health = { batteryMv: 0, stateOfChargePermille: 0, currentMa: 0, temperatureDecic: 0, chargeState: 0, chargerFaults: 0, uptimeS: 0, rebootReason: 0, freeMemoryBytes: 0, freeStorageBytes: 0, journalBacklog: 0, peripheralFaults: 0, clockMs: 0, chargeMode: 0, errorCount: 0 };
+  const m: Health = { batteryMv: 0, stateOfChargePermille: 0, currentMa: 0, temperatureDecic: 0, chargeState: 0, chargerFaults: 0, uptimeS: 0, rebootReason: 0, freeMemoryBytes: 0, freeStorageBytes: 0, journalBacklog: 0, peripheralFaults: 0, clockMs: 0, chargeMode: 0, errorCount: 0, cycleCount: 0, stateOfHealthPermille: 0, dischargePermillePerHour: 0, powerAlarms: 0, stationId: "", pollsState: 0 };
   while (r.p < end) {
     let t = r.b[r.p];
     if (t < 128) r.p++;
@@ -679,6 +757,40 @@ export function readHealth(r: Reader, end: number): Health {
           r.p++;
           m.errorCount = t;
         } else m.errorCount = readVarint32(r);
+        break;
+      case 128:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.cycleCount = t;
+        } else m.cycleCount = readVarint32(r);
+        break;
+      case 136:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.stateOfHealthPermille = t;
+        } else m.stateOfHealthPermille = readVarint32(r);
+        break;
+      case 144:
+        m.dischargePermillePerHour = readSint32(r);
+        break;
+      case 152:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.powerAlarms = t;
+        } else m.powerAlarms = readVarint32(r);
+        break;
+      case 162:
+        m.stationId = readString(r, end);
+        break;
+      case 168:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.pollsState = t;
+        } else m.pollsState = readInt32(r);
         break;
       default:
         skipField(r, t, end);
@@ -1032,6 +1144,7 @@ export interface Command {
   transferBegin?: TransferBegin;
   transferChunk?: TransferChunk;
   transferEnd?: TransferEnd;
+  clearElection?: ClearElection;
   authority?: Uint8Array;
 }
 
@@ -1072,6 +1185,10 @@ export function sizeCommand(m: Command): number {
   }
   if (m.transferEnd != null) {
     const k = sizeTransferEnd(m.transferEnd as TransferEnd);
+    n += 1 + sizeVarint32(k) + k;
+  }
+  if (m.clearElection != null) {
+    const k = sizeClearElection(m.clearElection as ClearElection);
     n += 1 + sizeVarint32(k) + k;
   }
   if (m.authority && m.authority.length) n += 1 + sizeBytes(m.authority as Uint8Array);
@@ -1137,6 +1254,12 @@ export function writeCommand(w: Writer, m: Command): void {
     writeVarint32(w, sizeTransferEnd(sub));
     writeTransferEnd(w, sub);
   }
+  if (m.clearElection != null) {
+    const sub = m.clearElection as ClearElection;
+    w.b[w.p++] = 90;
+    writeVarint32(w, sizeClearElection(sub));
+    writeClearElection(w, sub);
+  }
   if (m.authority && m.authority.length) {
     w.b[w.p++] = 122;
     writeBytes(w, m.authority as Uint8Array);
@@ -1153,6 +1276,7 @@ function clearCommand_body(m: Command): void {
   if (m.transferBegin !== undefined) delete m.transferBegin;
   if (m.transferChunk !== undefined) delete m.transferChunk;
   if (m.transferEnd !== undefined) delete m.transferEnd;
+  if (m.clearElection !== undefined) delete m.clearElection;
 }
 export function readCommand(r: Reader, end: number): Command {
   const m: Command = { id: 0, authority: new Uint8Array(0) };
@@ -1222,6 +1346,12 @@ export function readCommand(r: Reader, end: number): Command {
         checkEnd(r, e);
         break;
       }
+      case 90: {
+        const e = readLength(r, end);
+        clearCommand_body(m); m.clearElection = readClearElection(r, e);
+        checkEnd(r, e);
+        break;
+      }
       case 122:
         m.authority = readBytes(r, end);
         break;
@@ -1241,6 +1371,43 @@ export function encodeCommand(m: Command): Uint8Array {
 
 export function decodeCommand(bytes: Uint8Array): Command {
   return readCommand({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface ClearElection {
+
+}
+
+export function sizeClearElection(m: ClearElection): number {
+  let n = 0;
+  return n;
+}
+
+export function writeClearElection(w: Writer, m: ClearElection): void {
+}
+
+export function readClearElection(r: Reader, end: number): ClearElection {
+  const m: ClearElection = {};
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeClearElection(m: ClearElection): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeClearElection(m)), p: 0 };
+  writeClearElection(w, m);
+  return w.b;
+}
+
+export function decodeClearElection(bytes: Uint8Array): ClearElection {
+  return readClearElection({ b: bytes, p: 0 }, bytes.length);
 }
 
 export interface InfoRequest {
@@ -1873,6 +2040,10 @@ export interface DeviceInfo {
   journalNextSeq?: number;
   journalFreeBytes?: number;
   clockMs?: number;
+  stationId?: string;
+  electionId?: string;
+  pollsState?: number;
+  technicianId?: string;
 }
 
 export function sizeDeviceInfo(m: DeviceInfo): number {
@@ -1888,6 +2059,10 @@ export function sizeDeviceInfo(m: DeviceInfo): number {
   if (m.journalNextSeq) n += 1 + sizeVarint64(m.journalNextSeq as number);
   if (m.journalFreeBytes) n += 1 + sizeVarint32(m.journalFreeBytes as number);
   if (m.clockMs) n += 1 + sizeVarint64(m.clockMs as number);
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.pollsState) n += 1 + sizeInt32(m.pollsState as number);
+  if (m.technicianId) n += 1 + sizeString(m.technicianId as string);
   return n;
 }
 
@@ -1936,10 +2111,26 @@ export function writeDeviceInfo(w: Writer, m: DeviceInfo): void {
     w.b[w.p++] = 88;
     writeVarint64(w, m.clockMs as number);
   }
+  if (m.stationId) {
+    w.b[w.p++] = 98;
+    writeString(w, m.stationId as string);
+  }
+  if (m.electionId) {
+    w.b[w.p++] = 106;
+    writeString(w, m.electionId as string);
+  }
+  if (m.pollsState) {
+    w.b[w.p++] = 112;
+    writeInt32(w, m.pollsState as number);
+  }
+  if (m.technicianId) {
+    w.b[w.p++] = 122;
+    writeString(w, m.technicianId as string);
+  }
 }
 
 export function readDeviceInfo(r: Reader, end: number): DeviceInfo {
-  const m: DeviceInfo = { deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, rebootReason: 0, uptimeS: 0, journalFirstSeq: 0, journalNextSeq: 0, journalFreeBytes: 0, clockMs: 0 };
+  const m: DeviceInfo = { deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, rebootReason: 0, uptimeS: 0, journalFirstSeq: 0, journalNextSeq: 0, journalFreeBytes: 0, clockMs: 0, stationId: "", electionId: "", pollsState: 0, technicianId: "" };
   while (r.p < end) {
     let t = r.b[r.p];
     if (t < 128) r.p++;
@@ -1993,6 +2184,22 @@ export function readDeviceInfo(r: Reader, end: number): DeviceInfo {
         break;
       case 88:
         m.clockMs = readUint64(r);
+        break;
+      case 98:
+        m.stationId = readString(r, end);
+        break;
+      case 106:
+        m.electionId = readString(r, end);
+        break;
+      case 112:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.pollsState = t;
+        } else m.pollsState = readInt32(r);
+        break;
+      case 122:
+        m.technicianId = readString(r, end);
         break;
       default:
         skipField(r, t, end);
@@ -2322,3 +2529,1422 @@ export function encodeError(m: Error): Uint8Array {
 export function decodeError(bytes: Uint8Array): Error {
   return readError({ b: bytes, p: 0 }, bytes.length);
 }
+
+export interface VerificationEvent {
+  stationId?: string;
+  verified?: number;
+  exempted?: number;
+  reason?: number;
+  attempts?: number;
+  actor?: string;
+}
+
+export function sizeVerificationEvent(m: VerificationEvent): number {
+  let n = 0;
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.verified) n += 1 + sizeVarint32(m.verified as number);
+  if (m.exempted) n += 1 + sizeVarint32(m.exempted as number);
+  if (m.reason) n += 1 + sizeInt32(m.reason as number);
+  if (m.attempts) n += 1 + sizeVarint32(m.attempts as number);
+  if (m.actor) n += 1 + sizeString(m.actor as string);
+  return n;
+}
+
+export function writeVerificationEvent(w: Writer, m: VerificationEvent): void {
+  if (m.stationId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.stationId as string);
+  }
+  if (m.verified) {
+    w.b[w.p++] = 16;
+    writeVarint32(w, m.verified as number);
+  }
+  if (m.exempted) {
+    w.b[w.p++] = 24;
+    writeVarint32(w, m.exempted as number);
+  }
+  if (m.reason) {
+    w.b[w.p++] = 32;
+    writeInt32(w, m.reason as number);
+  }
+  if (m.attempts) {
+    w.b[w.p++] = 40;
+    writeVarint32(w, m.attempts as number);
+  }
+  if (m.actor) {
+    w.b[w.p++] = 50;
+    writeString(w, m.actor as string);
+  }
+}
+
+export function readVerificationEvent(r: Reader, end: number): VerificationEvent {
+  const m: VerificationEvent = { stationId: "", verified: 0, exempted: 0, reason: 0, attempts: 0, actor: "" };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.stationId = readString(r, end);
+        break;
+      case 16:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.verified = t;
+        } else m.verified = readVarint32(r);
+        break;
+      case 24:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.exempted = t;
+        } else m.exempted = readVarint32(r);
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.reason = t;
+        } else m.reason = readInt32(r);
+        break;
+      case 40:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.attempts = t;
+        } else m.attempts = readVarint32(r);
+        break;
+      case 50:
+        m.actor = readString(r, end);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeVerificationEvent(m: VerificationEvent): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeVerificationEvent(m)), p: 0 };
+  writeVerificationEvent(w, m);
+  return w.b;
+}
+
+export function decodeVerificationEvent(bytes: Uint8Array): VerificationEvent {
+  return readVerificationEvent({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface RejectionCount {
+  reason?: number;
+  count?: number;
+}
+
+export function sizeRejectionCount(m: RejectionCount): number {
+  let n = 0;
+  if (m.reason) n += 1 + sizeInt32(m.reason as number);
+  if (m.count) n += 1 + sizeVarint32(m.count as number);
+  return n;
+}
+
+export function writeRejectionCount(w: Writer, m: RejectionCount): void {
+  if (m.reason) {
+    w.b[w.p++] = 8;
+    writeInt32(w, m.reason as number);
+  }
+  if (m.count) {
+    w.b[w.p++] = 16;
+    writeVarint32(w, m.count as number);
+  }
+}
+
+export function readRejectionCount(r: Reader, end: number): RejectionCount {
+  const m: RejectionCount = { reason: 0, count: 0 };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 8:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.reason = t;
+        } else m.reason = readInt32(r);
+        break;
+      case 16:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.count = t;
+        } else m.count = readVarint32(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeRejectionCount(m: RejectionCount): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeRejectionCount(m)), p: 0 };
+  writeRejectionCount(w, m);
+  return w.b;
+}
+
+export function decodeRejectionCount(bytes: Uint8Array): RejectionCount {
+  return readRejectionCount({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface TurnoutCounts {
+  stationId?: string;
+  electionId?: string;
+  registerSize?: number;
+  verified?: number;
+  exempted?: number;
+  rejected?: number;
+  rejectedByReason?: RejectionCount[];
+  periodEndMs?: number;
+  final?: boolean;
+}
+
+export function sizeTurnoutCounts(m: TurnoutCounts): number {
+  let n = 0;
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.registerSize) n += 1 + sizeVarint32(m.registerSize as number);
+  if (m.verified) n += 1 + sizeVarint32(m.verified as number);
+  if (m.exempted) n += 1 + sizeVarint32(m.exempted as number);
+  if (m.rejected) n += 1 + sizeVarint32(m.rejected as number);
+  if (m.rejectedByReason && m.rejectedByReason.length) {
+    const list = m.rejectedByReason;
+    for (let i = 0; i < list.length; i++) {
+      const k = sizeRejectionCount(list[i]);
+      n += 1 + sizeVarint32(k) + k;
+    }
+  }
+  if (m.periodEndMs) n += 1 + sizeVarint64(m.periodEndMs as number);
+  if (m.final) n += 1 + 1;
+  return n;
+}
+
+export function writeTurnoutCounts(w: Writer, m: TurnoutCounts): void {
+  if (m.stationId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.stationId as string);
+  }
+  if (m.electionId) {
+    w.b[w.p++] = 18;
+    writeString(w, m.electionId as string);
+  }
+  if (m.registerSize) {
+    w.b[w.p++] = 24;
+    writeVarint32(w, m.registerSize as number);
+  }
+  if (m.verified) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.verified as number);
+  }
+  if (m.exempted) {
+    w.b[w.p++] = 40;
+    writeVarint32(w, m.exempted as number);
+  }
+  if (m.rejected) {
+    w.b[w.p++] = 48;
+    writeVarint32(w, m.rejected as number);
+  }
+  if (m.rejectedByReason && m.rejectedByReason.length) {
+    const list = m.rejectedByReason;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 58;
+      writeVarint32(w, sizeRejectionCount(list[i]));
+      writeRejectionCount(w, list[i]);
+    }
+  }
+  if (m.periodEndMs) {
+    w.b[w.p++] = 64;
+    writeVarint64(w, m.periodEndMs as number);
+  }
+  if (m.final) {
+    w.b[w.p++] = 72;
+    w.b[w.p++] = m.final as boolean ? 1 : 0;
+  }
+}
+
+export function readTurnoutCounts(r: Reader, end: number): TurnoutCounts {
+  const m: TurnoutCounts = { stationId: "", electionId: "", registerSize: 0, verified: 0, exempted: 0, rejected: 0, rejectedByReason: [], periodEndMs: 0, final: false };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.stationId = readString(r, end);
+        break;
+      case 18:
+        m.electionId = readString(r, end);
+        break;
+      case 24:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.registerSize = t;
+        } else m.registerSize = readVarint32(r);
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.verified = t;
+        } else m.verified = readVarint32(r);
+        break;
+      case 40:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.exempted = t;
+        } else m.exempted = readVarint32(r);
+        break;
+      case 48:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.rejected = t;
+        } else m.rejected = readVarint32(r);
+        break;
+      case 58: {
+        const e = readLength(r, end);
+        (m.rejectedByReason as RejectionCount[]).push(readRejectionCount(r, e));
+        checkEnd(r, e);
+        break;
+      }
+      case 64:
+        m.periodEndMs = readUint64(r);
+        break;
+      case 72:
+        m.final = readBool(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeTurnoutCounts(m: TurnoutCounts): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeTurnoutCounts(m)), p: 0 };
+  writeTurnoutCounts(w, m);
+  return w.b;
+}
+
+export function decodeTurnoutCounts(bytes: Uint8Array): TurnoutCounts {
+  return readTurnoutCounts({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface BallotEffect {
+  serial?: string;
+  ordinal?: number;
+  choices?: number[];
+}
+
+export function sizeBallotEffect(m: BallotEffect): number {
+  let n = 0;
+  if (m.serial) n += 1 + sizeString(m.serial as string);
+  if (m.ordinal) n += 1 + sizeVarint32(m.ordinal as number);
+  if (m.choices && m.choices.length) {
+    const k = packedSizeBallotEffect_choices(m.choices);
+    n += 1 + sizeVarint32(k) + k;
+  }
+  return n;
+}
+function packedSizeBallotEffect_choices(list: number[]): number {
+  let n = 0;
+  for (let i = 0; i < list.length; i++) n += sizeSint32(list[i]);
+  return n;
+}
+
+export function writeBallotEffect(w: Writer, m: BallotEffect): void {
+  if (m.serial) {
+    w.b[w.p++] = 10;
+    writeString(w, m.serial as string);
+  }
+  if (m.ordinal) {
+    w.b[w.p++] = 16;
+    writeVarint32(w, m.ordinal as number);
+  }
+  if (m.choices && m.choices.length) {
+    const list = m.choices;
+    w.b[w.p++] = 26;
+    writeVarint32(w, packedSizeBallotEffect_choices(list));
+    for (let i = 0; i < list.length; i++) writeSint32(w, list[i]);
+  }
+}
+
+export function readBallotEffect(r: Reader, end: number): BallotEffect {
+  const m: BallotEffect = { serial: "", ordinal: 0, choices: [] };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.serial = readString(r, end);
+        break;
+      case 16:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.ordinal = t;
+        } else m.ordinal = readVarint32(r);
+        break;
+      case 26: {
+        const e = readLength(r, end);
+        while (r.p < e) (m.choices as number[]).push(readSint32(r));
+        checkEnd(r, e);
+        break;
+      }
+      case 24:
+        (m.choices as number[]).push(readSint32(r));
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeBallotEffect(m: BallotEffect): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeBallotEffect(m)), p: 0 };
+  writeBallotEffect(w, m);
+  return w.b;
+}
+
+export function decodeBallotEffect(bytes: Uint8Array): BallotEffect {
+  return readBallotEffect({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface ContestResult {
+  contestId?: string;
+  votes?: number[];
+  blank?: number;
+  invalid?: number;
+}
+
+export function sizeContestResult(m: ContestResult): number {
+  let n = 0;
+  if (m.contestId) n += 1 + sizeString(m.contestId as string);
+  if (m.votes && m.votes.length) {
+    const k = packedSizeContestResult_votes(m.votes);
+    n += 1 + sizeVarint32(k) + k;
+  }
+  if (m.blank) n += 1 + sizeVarint32(m.blank as number);
+  if (m.invalid) n += 1 + sizeVarint32(m.invalid as number);
+  return n;
+}
+function packedSizeContestResult_votes(list: number[]): number {
+  let n = 0;
+  for (let i = 0; i < list.length; i++) n += sizeVarint32(list[i]);
+  return n;
+}
+
+export function writeContestResult(w: Writer, m: ContestResult): void {
+  if (m.contestId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.contestId as string);
+  }
+  if (m.votes && m.votes.length) {
+    const list = m.votes;
+    w.b[w.p++] = 18;
+    writeVarint32(w, packedSizeContestResult_votes(list));
+    for (let i = 0; i < list.length; i++) writeVarint32(w, list[i]);
+  }
+  if (m.blank) {
+    w.b[w.p++] = 24;
+    writeVarint32(w, m.blank as number);
+  }
+  if (m.invalid) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.invalid as number);
+  }
+}
+
+export function readContestResult(r: Reader, end: number): ContestResult {
+  const m: ContestResult = { contestId: "", votes: [], blank: 0, invalid: 0 };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.contestId = readString(r, end);
+        break;
+      case 18: {
+        const e = readLength(r, end);
+        while (r.p < e) (m.votes as number[]).push(readVarint32(r));
+        checkEnd(r, e);
+        break;
+      }
+      case 16:
+        (m.votes as number[]).push(readVarint32(r));
+        break;
+      case 24:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.blank = t;
+        } else m.blank = readVarint32(r);
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.invalid = t;
+        } else m.invalid = readVarint32(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeContestResult(m: ContestResult): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeContestResult(m)), p: 0 };
+  writeContestResult(w, m);
+  return w.b;
+}
+
+export function decodeContestResult(bytes: Uint8Array): ContestResult {
+  return readContestResult({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface StationResult {
+  electionId?: string;
+  stationId?: string;
+  electionSha256?: Uint8Array;
+  openedMs?: number;
+  closedMs?: number;
+  ballotsCounted?: number;
+  ballotsRejected?: number;
+  contests?: ContestResult[];
+  verifiedVoters?: number;
+  verifiedVotersKnown?: boolean;
+}
+
+export function sizeStationResult(m: StationResult): number {
+  let n = 0;
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.electionSha256 && m.electionSha256.length) n += 1 + sizeBytes(m.electionSha256 as Uint8Array);
+  if (m.openedMs) n += 1 + sizeVarint64(m.openedMs as number);
+  if (m.closedMs) n += 1 + sizeVarint64(m.closedMs as number);
+  if (m.ballotsCounted) n += 1 + sizeVarint32(m.ballotsCounted as number);
+  if (m.ballotsRejected) n += 1 + sizeVarint32(m.ballotsRejected as number);
+  if (m.contests && m.contests.length) {
+    const list = m.contests;
+    for (let i = 0; i < list.length; i++) {
+      const k = sizeContestResult(list[i]);
+      n += 1 + sizeVarint32(k) + k;
+    }
+  }
+  if (m.verifiedVoters) n += 1 + sizeVarint32(m.verifiedVoters as number);
+  if (m.verifiedVotersKnown) n += 1 + 1;
+  return n;
+}
+
+export function writeStationResult(w: Writer, m: StationResult): void {
+  if (m.electionId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.electionId as string);
+  }
+  if (m.stationId) {
+    w.b[w.p++] = 18;
+    writeString(w, m.stationId as string);
+  }
+  if (m.electionSha256 && m.electionSha256.length) {
+    w.b[w.p++] = 26;
+    writeBytes(w, m.electionSha256 as Uint8Array);
+  }
+  if (m.openedMs) {
+    w.b[w.p++] = 32;
+    writeVarint64(w, m.openedMs as number);
+  }
+  if (m.closedMs) {
+    w.b[w.p++] = 40;
+    writeVarint64(w, m.closedMs as number);
+  }
+  if (m.ballotsCounted) {
+    w.b[w.p++] = 48;
+    writeVarint32(w, m.ballotsCounted as number);
+  }
+  if (m.ballotsRejected) {
+    w.b[w.p++] = 56;
+    writeVarint32(w, m.ballotsRejected as number);
+  }
+  if (m.contests && m.contests.length) {
+    const list = m.contests;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 66;
+      writeVarint32(w, sizeContestResult(list[i]));
+      writeContestResult(w, list[i]);
+    }
+  }
+  if (m.verifiedVoters) {
+    w.b[w.p++] = 72;
+    writeVarint32(w, m.verifiedVoters as number);
+  }
+  if (m.verifiedVotersKnown) {
+    w.b[w.p++] = 80;
+    w.b[w.p++] = m.verifiedVotersKnown as boolean ? 1 : 0;
+  }
+}
+
+export function readStationResult(r: Reader, end: number): StationResult {
+  const m: StationResult = { electionId: "", stationId: "", electionSha256: new Uint8Array(0), openedMs: 0, closedMs: 0, ballotsCounted: 0, ballotsRejected: 0, contests: [], verifiedVoters: 0, verifiedVotersKnown: false };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.electionId = readString(r, end);
+        break;
+      case 18:
+        m.stationId = readString(r, end);
+        break;
+      case 26:
+        m.electionSha256 = readBytes(r, end);
+        break;
+      case 32:
+        m.openedMs = readUint64(r);
+        break;
+      case 40:
+        m.closedMs = readUint64(r);
+        break;
+      case 48:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.ballotsCounted = t;
+        } else m.ballotsCounted = readVarint32(r);
+        break;
+      case 56:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.ballotsRejected = t;
+        } else m.ballotsRejected = readVarint32(r);
+        break;
+      case 66: {
+        const e = readLength(r, end);
+        (m.contests as ContestResult[]).push(readContestResult(r, e));
+        checkEnd(r, e);
+        break;
+      }
+      case 72:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.verifiedVoters = t;
+        } else m.verifiedVoters = readVarint32(r);
+        break;
+      case 80:
+        m.verifiedVotersKnown = readBool(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeStationResult(m: StationResult): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeStationResult(m)), p: 0 };
+  writeStationResult(w, m);
+  return w.b;
+}
+
+export function decodeStationResult(bytes: Uint8Array): StationResult {
+  return readStationResult({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface PowerAlarm {
+  kind?: number;
+  active?: boolean;
+  batteryMv?: number;
+  stateOfChargePermille?: number;
+  temperatureDecic?: number;
+  chargerFaults?: number;
+  chargeMode?: number;
+}
+
+export function sizePowerAlarm(m: PowerAlarm): number {
+  let n = 0;
+  if (m.kind) n += 1 + sizeInt32(m.kind as number);
+  if (m.active) n += 1 + 1;
+  if (m.batteryMv) n += 1 + sizeVarint32(m.batteryMv as number);
+  if (m.stateOfChargePermille) n += 1 + sizeVarint32(m.stateOfChargePermille as number);
+  if (m.temperatureDecic) n += 1 + sizeSint32(m.temperatureDecic as number);
+  if (m.chargerFaults) n += 1 + sizeVarint32(m.chargerFaults as number);
+  if (m.chargeMode) n += 1 + sizeInt32(m.chargeMode as number);
+  return n;
+}
+
+export function writePowerAlarm(w: Writer, m: PowerAlarm): void {
+  if (m.kind) {
+    w.b[w.p++] = 8;
+    writeInt32(w, m.kind as number);
+  }
+  if (m.active) {
+    w.b[w.p++] = 16;
+    w.b[w.p++] = m.active as boolean ? 1 : 0;
+  }
+  if (m.batteryMv) {
+    w.b[w.p++] = 24;
+    writeVarint32(w, m.batteryMv as number);
+  }
+  if (m.stateOfChargePermille) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.stateOfChargePermille as number);
+  }
+  if (m.temperatureDecic) {
+    w.b[w.p++] = 40;
+    writeSint32(w, m.temperatureDecic as number);
+  }
+  if (m.chargerFaults) {
+    w.b[w.p++] = 48;
+    writeVarint32(w, m.chargerFaults as number);
+  }
+  if (m.chargeMode) {
+    w.b[w.p++] = 56;
+    writeInt32(w, m.chargeMode as number);
+  }
+}
+
+export function readPowerAlarm(r: Reader, end: number): PowerAlarm {
+  const m: PowerAlarm = { kind: 0, active: false, batteryMv: 0, stateOfChargePermille: 0, temperatureDecic: 0, chargerFaults: 0, chargeMode: 0 };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 8:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.kind = t;
+        } else m.kind = readInt32(r);
+        break;
+      case 16:
+        m.active = readBool(r);
+        break;
+      case 24:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.batteryMv = t;
+        } else m.batteryMv = readVarint32(r);
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.stateOfChargePermille = t;
+        } else m.stateOfChargePermille = readVarint32(r);
+        break;
+      case 40:
+        m.temperatureDecic = readSint32(r);
+        break;
+      case 48:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.chargerFaults = t;
+        } else m.chargerFaults = readVarint32(r);
+        break;
+      case 56:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.chargeMode = t;
+        } else m.chargeMode = readInt32(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodePowerAlarm(m: PowerAlarm): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizePowerAlarm(m)), p: 0 };
+  writePowerAlarm(w, m);
+  return w.b;
+}
+
+export function decodePowerAlarm(bytes: Uint8Array): PowerAlarm {
+  return readPowerAlarm({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface SignedArtifact {
+  kind?: number;
+  stationId?: string;
+  electionId?: string;
+  version?: number;
+  issuedMs?: number;
+  body?: Uint8Array;
+  signature?: Uint8Array;
+}
+
+export function sizeSignedArtifact(m: SignedArtifact): number {
+  let n = 0;
+  if (m.kind) n += 1 + sizeInt32(m.kind as number);
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.version) n += 1 + sizeVarint32(m.version as number);
+  if (m.issuedMs) n += 1 + sizeVarint64(m.issuedMs as number);
+  if (m.body && m.body.length) n += 1 + sizeBytes(m.body as Uint8Array);
+  if (m.signature && m.signature.length) n += 1 + sizeBytes(m.signature as Uint8Array);
+  return n;
+}
+
+export function writeSignedArtifact(w: Writer, m: SignedArtifact): void {
+  if (m.kind) {
+    w.b[w.p++] = 8;
+    writeInt32(w, m.kind as number);
+  }
+  if (m.stationId) {
+    w.b[w.p++] = 18;
+    writeString(w, m.stationId as string);
+  }
+  if (m.electionId) {
+    w.b[w.p++] = 26;
+    writeString(w, m.electionId as string);
+  }
+  if (m.version) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.version as number);
+  }
+  if (m.issuedMs) {
+    w.b[w.p++] = 40;
+    writeVarint64(w, m.issuedMs as number);
+  }
+  if (m.body && m.body.length) {
+    w.b[w.p++] = 50;
+    writeBytes(w, m.body as Uint8Array);
+  }
+  if (m.signature && m.signature.length) {
+    w.b[w.p++] = 58;
+    writeBytes(w, m.signature as Uint8Array);
+  }
+}
+
+export function readSignedArtifact(r: Reader, end: number): SignedArtifact {
+  const m: SignedArtifact = { kind: 0, stationId: "", electionId: "", version: 0, issuedMs: 0, body: new Uint8Array(0), signature: new Uint8Array(0) };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 8:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.kind = t;
+        } else m.kind = readInt32(r);
+        break;
+      case 18:
+        m.stationId = readString(r, end);
+        break;
+      case 26:
+        m.electionId = readString(r, end);
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.version = t;
+        } else m.version = readVarint32(r);
+        break;
+      case 40:
+        m.issuedMs = readUint64(r);
+        break;
+      case 50:
+        m.body = readBytes(r, end);
+        break;
+      case 58:
+        m.signature = readBytes(r, end);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeSignedArtifact(m: SignedArtifact): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeSignedArtifact(m)), p: 0 };
+  writeSignedArtifact(w, m);
+  return w.b;
+}
+
+export function decodeSignedArtifact(bytes: Uint8Array): SignedArtifact {
+  return readSignedArtifact({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface Contest {
+  id?: string;
+  name?: string;
+  options?: string[];
+  maxMarks?: number;
+}
+
+export function sizeContest(m: Contest): number {
+  let n = 0;
+  if (m.id) n += 1 + sizeString(m.id as string);
+  if (m.name) n += 1 + sizeString(m.name as string);
+  if (m.options && m.options.length) {
+    const list = m.options;
+    for (let i = 0; i < list.length; i++) {
+      n += 1 + sizeString(list[i]);
+    }
+  }
+  if (m.maxMarks) n += 1 + sizeVarint32(m.maxMarks as number);
+  return n;
+}
+
+export function writeContest(w: Writer, m: Contest): void {
+  if (m.id) {
+    w.b[w.p++] = 10;
+    writeString(w, m.id as string);
+  }
+  if (m.name) {
+    w.b[w.p++] = 18;
+    writeString(w, m.name as string);
+  }
+  if (m.options && m.options.length) {
+    const list = m.options;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 26;
+      writeString(w, list[i]);
+    }
+  }
+  if (m.maxMarks) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.maxMarks as number);
+  }
+}
+
+export function readContest(r: Reader, end: number): Contest {
+  const m: Contest = { id: "", name: "", options: [], maxMarks: 0 };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.id = readString(r, end);
+        break;
+      case 18:
+        m.name = readString(r, end);
+        break;
+      case 26:
+        (m.options as string[]).push(readString(r, end));
+        break;
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.maxMarks = t;
+        } else m.maxMarks = readVarint32(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeContest(m: Contest): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeContest(m)), p: 0 };
+  writeContest(w, m);
+  return w.b;
+}
+
+export function decodeContest(bytes: Uint8Array): Contest {
+  return readContest({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface ElectionDefinition {
+  electionId?: string;
+  name?: string;
+  stationId?: string;
+  contests?: Contest[];
+  pollsOpenMs?: number;
+  pollsCloseMs?: number;
+  registerSize?: number;
+}
+
+export function sizeElectionDefinition(m: ElectionDefinition): number {
+  let n = 0;
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.name) n += 1 + sizeString(m.name as string);
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.contests && m.contests.length) {
+    const list = m.contests;
+    for (let i = 0; i < list.length; i++) {
+      const k = sizeContest(list[i]);
+      n += 1 + sizeVarint32(k) + k;
+    }
+  }
+  if (m.pollsOpenMs) n += 1 + sizeVarint64(m.pollsOpenMs as number);
+  if (m.pollsCloseMs) n += 1 + sizeVarint64(m.pollsCloseMs as number);
+  if (m.registerSize) n += 1 + sizeVarint32(m.registerSize as number);
+  return n;
+}
+
+export function writeElectionDefinition(w: Writer, m: ElectionDefinition): void {
+  if (m.electionId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.electionId as string);
+  }
+  if (m.name) {
+    w.b[w.p++] = 18;
+    writeString(w, m.name as string);
+  }
+  if (m.stationId) {
+    w.b[w.p++] = 26;
+    writeString(w, m.stationId as string);
+  }
+  if (m.contests && m.contests.length) {
+    const list = m.contests;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 34;
+      writeVarint32(w, sizeContest(list[i]));
+      writeContest(w, list[i]);
+    }
+  }
+  if (m.pollsOpenMs) {
+    w.b[w.p++] = 40;
+    writeVarint64(w, m.pollsOpenMs as number);
+  }
+  if (m.pollsCloseMs) {
+    w.b[w.p++] = 48;
+    writeVarint64(w, m.pollsCloseMs as number);
+  }
+  if (m.registerSize) {
+    w.b[w.p++] = 56;
+    writeVarint32(w, m.registerSize as number);
+  }
+}
+
+export function readElectionDefinition(r: Reader, end: number): ElectionDefinition {
+  const m: ElectionDefinition = { electionId: "", name: "", stationId: "", contests: [], pollsOpenMs: 0, pollsCloseMs: 0, registerSize: 0 };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.electionId = readString(r, end);
+        break;
+      case 18:
+        m.name = readString(r, end);
+        break;
+      case 26:
+        m.stationId = readString(r, end);
+        break;
+      case 34: {
+        const e = readLength(r, end);
+        (m.contests as Contest[]).push(readContest(r, e));
+        checkEnd(r, e);
+        break;
+      }
+      case 40:
+        m.pollsOpenMs = readUint64(r);
+        break;
+      case 48:
+        m.pollsCloseMs = readUint64(r);
+        break;
+      case 56:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.registerSize = t;
+        } else m.registerSize = readVarint32(r);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeElectionDefinition(m: ElectionDefinition): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeElectionDefinition(m)), p: 0 };
+  writeElectionDefinition(w, m);
+  return w.b;
+}
+
+export function decodeElectionDefinition(bytes: Uint8Array): ElectionDefinition {
+  return readElectionDefinition({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface RegisteredVoter {
+  voterId?: string;
+  template?: Uint8Array;
+}
+
+export function sizeRegisteredVoter(m: RegisteredVoter): number {
+  let n = 0;
+  if (m.voterId) n += 1 + sizeString(m.voterId as string);
+  if (m.template && m.template.length) n += 1 + sizeBytes(m.template as Uint8Array);
+  return n;
+}
+
+export function writeRegisteredVoter(w: Writer, m: RegisteredVoter): void {
+  if (m.voterId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.voterId as string);
+  }
+  if (m.template && m.template.length) {
+    w.b[w.p++] = 18;
+    writeBytes(w, m.template as Uint8Array);
+  }
+}
+
+export function readRegisteredVoter(r: Reader, end: number): RegisteredVoter {
+  const m: RegisteredVoter = { voterId: "", template: new Uint8Array(0) };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.voterId = readString(r, end);
+        break;
+      case 18:
+        m.template = readBytes(r, end);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeRegisteredVoter(m: RegisteredVoter): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeRegisteredVoter(m)), p: 0 };
+  writeRegisteredVoter(w, m);
+  return w.b;
+}
+
+export function decodeRegisteredVoter(bytes: Uint8Array): RegisteredVoter {
+  return readRegisteredVoter({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface StationRegister {
+  stationId?: string;
+  electionId?: string;
+  voters?: RegisteredVoter[];
+  exemptionCapPermille?: number;
+  supervisorCards?: string[];
+}
+
+export function sizeStationRegister(m: StationRegister): number {
+  let n = 0;
+  if (m.stationId) n += 1 + sizeString(m.stationId as string);
+  if (m.electionId) n += 1 + sizeString(m.electionId as string);
+  if (m.voters && m.voters.length) {
+    const list = m.voters;
+    for (let i = 0; i < list.length; i++) {
+      const k = sizeRegisteredVoter(list[i]);
+      n += 1 + sizeVarint32(k) + k;
+    }
+  }
+  if (m.exemptionCapPermille) n += 1 + sizeVarint32(m.exemptionCapPermille as number);
+  if (m.supervisorCards && m.supervisorCards.length) {
+    const list = m.supervisorCards;
+    for (let i = 0; i < list.length; i++) {
+      n += 1 + sizeString(list[i]);
+    }
+  }
+  return n;
+}
+
+export function writeStationRegister(w: Writer, m: StationRegister): void {
+  if (m.stationId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.stationId as string);
+  }
+  if (m.electionId) {
+    w.b[w.p++] = 18;
+    writeString(w, m.electionId as string);
+  }
+  if (m.voters && m.voters.length) {
+    const list = m.voters;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 26;
+      writeVarint32(w, sizeRegisteredVoter(list[i]));
+      writeRegisteredVoter(w, list[i]);
+    }
+  }
+  if (m.exemptionCapPermille) {
+    w.b[w.p++] = 32;
+    writeVarint32(w, m.exemptionCapPermille as number);
+  }
+  if (m.supervisorCards && m.supervisorCards.length) {
+    const list = m.supervisorCards;
+    for (let i = 0; i < list.length; i++) {
+      w.b[w.p++] = 42;
+      writeString(w, list[i]);
+    }
+  }
+}
+
+export function readStationRegister(r: Reader, end: number): StationRegister {
+  const m: StationRegister = { stationId: "", electionId: "", voters: [], exemptionCapPermille: 0, supervisorCards: [] };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.stationId = readString(r, end);
+        break;
+      case 18:
+        m.electionId = readString(r, end);
+        break;
+      case 26: {
+        const e = readLength(r, end);
+        (m.voters as RegisteredVoter[]).push(readRegisteredVoter(r, e));
+        checkEnd(r, e);
+        break;
+      }
+      case 32:
+        t = r.b[r.p];
+        if (t < 128) {
+          r.p++;
+          m.exemptionCapPermille = t;
+        } else m.exemptionCapPermille = readVarint32(r);
+        break;
+      case 42:
+        (m.supervisorCards as string[]).push(readString(r, end));
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeStationRegister(m: StationRegister): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeStationRegister(m)), p: 0 };
+  writeStationRegister(w, m);
+  return w.b;
+}
+
+export function decodeStationRegister(bytes: Uint8Array): StationRegister {
+  return readStationRegister({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface TechnicianToken {
+  technicianId?: string;
+  site?: string;
+  notBeforeMs?: number;
+  expiresMs?: number;
+  publicKey?: Uint8Array;
+}
+
+export function sizeTechnicianToken(m: TechnicianToken): number {
+  let n = 0;
+  if (m.technicianId) n += 1 + sizeString(m.technicianId as string);
+  if (m.site) n += 1 + sizeString(m.site as string);
+  if (m.notBeforeMs) n += 1 + sizeVarint64(m.notBeforeMs as number);
+  if (m.expiresMs) n += 1 + sizeVarint64(m.expiresMs as number);
+  if (m.publicKey && m.publicKey.length) n += 1 + sizeBytes(m.publicKey as Uint8Array);
+  return n;
+}
+
+export function writeTechnicianToken(w: Writer, m: TechnicianToken): void {
+  if (m.technicianId) {
+    w.b[w.p++] = 10;
+    writeString(w, m.technicianId as string);
+  }
+  if (m.site) {
+    w.b[w.p++] = 18;
+    writeString(w, m.site as string);
+  }
+  if (m.notBeforeMs) {
+    w.b[w.p++] = 24;
+    writeVarint64(w, m.notBeforeMs as number);
+  }
+  if (m.expiresMs) {
+    w.b[w.p++] = 32;
+    writeVarint64(w, m.expiresMs as number);
+  }
+  if (m.publicKey && m.publicKey.length) {
+    w.b[w.p++] = 42;
+    writeBytes(w, m.publicKey as Uint8Array);
+  }
+}
+
+export function readTechnicianToken(r: Reader, end: number): TechnicianToken {
+  const m: TechnicianToken = { technicianId: "", site: "", notBeforeMs: 0, expiresMs: 0, publicKey: new Uint8Array(0) };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.technicianId = readString(r, end);
+        break;
+      case 18:
+        m.site = readString(r, end);
+        break;
+      case 24:
+        m.notBeforeMs = readUint64(r);
+        break;
+      case 32:
+        m.expiresMs = readUint64(r);
+        break;
+      case 42:
+        m.publicKey = readBytes(r, end);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeTechnicianToken(m: TechnicianToken): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeTechnicianToken(m)), p: 0 };
+  writeTechnicianToken(w, m);
+  return w.b;
+}
+
+export function decodeTechnicianToken(bytes: Uint8Array): TechnicianToken {
+  return readTechnicianToken({ b: bytes, p: 0 }, bytes.length);
+}
+
+export interface Authority {
+  token?: Uint8Array;
+  issuedMs?: number;
+  signature?: Uint8Array;
+}
+
+export function sizeAuthority(m: Authority): number {
+  let n = 0;
+  if (m.token && m.token.length) n += 1 + sizeBytes(m.token as Uint8Array);
+  if (m.issuedMs) n += 1 + sizeVarint64(m.issuedMs as number);
+  if (m.signature && m.signature.length) n += 1 + sizeBytes(m.signature as Uint8Array);
+  return n;
+}
+
+export function writeAuthority(w: Writer, m: Authority): void {
+  if (m.token && m.token.length) {
+    w.b[w.p++] = 10;
+    writeBytes(w, m.token as Uint8Array);
+  }
+  if (m.issuedMs) {
+    w.b[w.p++] = 16;
+    writeVarint64(w, m.issuedMs as number);
+  }
+  if (m.signature && m.signature.length) {
+    w.b[w.p++] = 26;
+    writeBytes(w, m.signature as Uint8Array);
+  }
+}
+
+export function readAuthority(r: Reader, end: number): Authority {
+  const m: Authority = { token: new Uint8Array(0), issuedMs: 0, signature: new Uint8Array(0) };
+  while (r.p < end) {
+    let t = r.b[r.p];
+    if (t < 128) r.p++;
+    else t = readVarint32(r);
+    switch (t) {
+      case 10:
+        m.token = readBytes(r, end);
+        break;
+      case 16:
+        m.issuedMs = readUint64(r);
+        break;
+      case 26:
+        m.signature = readBytes(r, end);
+        break;
+      default:
+        skipField(r, t, end);
+    }
+  }
+  checkEnd(r, end);
+  return m;
+}
+
+export function encodeAuthority(m: Authority): Uint8Array {
+  const w: Writer = { b: new Uint8Array(sizeAuthority(m)), p: 0 };
+  writeAuthority(w, m);
+  return w.b;
+}
+
+export function decodeAuthority(bytes: Uint8Array): Authority {
+  return readAuthority({ b: bytes, p: 0 }, bytes.length);
+}
+
+/** Every message type's encoder and decoder by name (for tests and tools; firmware bundles
+ * that do not import it leave it out). */
+export const MESSAGE_CODECS = {
+  Envelope: { encode: encodeEnvelope, decode: decodeEnvelope },
+  Hello: { encode: encodeHello, decode: decodeHello },
+  Health: { encode: encodeHealth, decode: decodeHealth },
+  Record: { encode: encodeRecord, decode: decodeRecord },
+  Ack: { encode: encodeAck, decode: decodeAck },
+  TimeSync: { encode: encodeTimeSync, decode: decodeTimeSync },
+  BootInfo: { encode: encodeBootInfo, decode: decodeBootInfo },
+  AuditEvent: { encode: encodeAuditEvent, decode: decodeAuditEvent },
+  Command: { encode: encodeCommand, decode: decodeCommand },
+  ClearElection: { encode: encodeClearElection, decode: decodeClearElection },
+  InfoRequest: { encode: encodeInfoRequest, decode: decodeInfoRequest },
+  DiagnosticsRequest: { encode: encodeDiagnosticsRequest, decode: decodeDiagnosticsRequest },
+  SetTime: { encode: encodeSetTime, decode: decodeSetTime },
+  SetChargeMode: { encode: encodeSetChargeMode, decode: decodeSetChargeMode },
+  RebootRequest: { encode: encodeRebootRequest, decode: decodeRebootRequest },
+  ReadLogRequest: { encode: encodeReadLogRequest, decode: decodeReadLogRequest },
+  TransferBegin: { encode: encodeTransferBegin, decode: decodeTransferBegin },
+  TransferChunk: { encode: encodeTransferChunk, decode: decodeTransferChunk },
+  TransferEnd: { encode: encodeTransferEnd, decode: decodeTransferEnd },
+  CommandResult: { encode: encodeCommandResult, decode: decodeCommandResult },
+  DeviceInfo: { encode: encodeDeviceInfo, decode: decodeDeviceInfo },
+  PartVerdict: { encode: encodePartVerdict, decode: decodePartVerdict },
+  DiagnosticsReport: { encode: encodeDiagnosticsReport, decode: decodeDiagnosticsReport },
+  LogLines: { encode: encodeLogLines, decode: decodeLogLines },
+  TransferStatus: { encode: encodeTransferStatus, decode: decodeTransferStatus },
+  Error: { encode: encodeError, decode: decodeError },
+  VerificationEvent: { encode: encodeVerificationEvent, decode: decodeVerificationEvent },
+  RejectionCount: { encode: encodeRejectionCount, decode: decodeRejectionCount },
+  TurnoutCounts: { encode: encodeTurnoutCounts, decode: decodeTurnoutCounts },
+  BallotEffect: { encode: encodeBallotEffect, decode: decodeBallotEffect },
+  ContestResult: { encode: encodeContestResult, decode: decodeContestResult },
+  StationResult: { encode: encodeStationResult, decode: decodeStationResult },
+  PowerAlarm: { encode: encodePowerAlarm, decode: decodePowerAlarm },
+  SignedArtifact: { encode: encodeSignedArtifact, decode: decodeSignedArtifact },
+  Contest: { encode: encodeContest, decode: decodeContest },
+  ElectionDefinition: { encode: encodeElectionDefinition, decode: decodeElectionDefinition },
+  RegisteredVoter: { encode: encodeRegisteredVoter, decode: decodeRegisteredVoter },
+  StationRegister: { encode: encodeStationRegister, decode: decodeStationRegister },
+  TechnicianToken: { encode: encodeTechnicianToken, decode: decodeTechnicianToken },
+  Authority: { encode: encodeAuthority, decode: decodeAuthority },
+};

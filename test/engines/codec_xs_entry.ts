@@ -32,58 +32,7 @@
 // work and replies with an empty buffer, so compute(op, 0) - compute(op, 1) is the cost of the
 // work alone (one encode, one decode or one encodeFrame, plus handing back its buffer).
 
-import {
-  encodeEnvelope,
-  decodeEnvelope,
-  encodeHello,
-  decodeHello,
-  encodeHealth,
-  decodeHealth,
-  encodeRecord,
-  decodeRecord,
-  encodeAck,
-  decodeAck,
-  encodeTimeSync,
-  decodeTimeSync,
-  encodeBootInfo,
-  decodeBootInfo,
-  encodeAuditEvent,
-  decodeAuditEvent,
-  encodeCommand,
-  decodeCommand,
-  encodeInfoRequest,
-  decodeInfoRequest,
-  encodeDiagnosticsRequest,
-  decodeDiagnosticsRequest,
-  encodeSetTime,
-  decodeSetTime,
-  encodeSetChargeMode,
-  decodeSetChargeMode,
-  encodeRebootRequest,
-  decodeRebootRequest,
-  encodeReadLogRequest,
-  decodeReadLogRequest,
-  encodeTransferBegin,
-  decodeTransferBegin,
-  encodeTransferChunk,
-  decodeTransferChunk,
-  encodeTransferEnd,
-  decodeTransferEnd,
-  encodeCommandResult,
-  decodeCommandResult,
-  encodeDeviceInfo,
-  decodeDeviceInfo,
-  encodePartVerdict,
-  decodePartVerdict,
-  encodeDiagnosticsReport,
-  decodeDiagnosticsReport,
-  encodeLogLines,
-  decodeLogLines,
-  encodeTransferStatus,
-  decodeTransferStatus,
-  encodeError,
-  decodeError,
-} from "../../protocol/generated/device_codec.ts";
+import { MESSAGE_CODECS } from "../../protocol/generated/device_codec.ts";
 import { tryDecode } from "../../protocol/codec_runtime.ts";
 import { encodeFrame, FrameDecoder } from "../../protocol/framing.ts";
 
@@ -97,33 +46,8 @@ interface Dict {
   [key: string]: unknown;
 }
 
-const CODECS: { [name: string]: Codec } = {
-  Envelope: { encode: encodeEnvelope, decode: decodeEnvelope },
-  Hello: { encode: encodeHello, decode: decodeHello },
-  Health: { encode: encodeHealth, decode: decodeHealth },
-  Record: { encode: encodeRecord, decode: decodeRecord },
-  Ack: { encode: encodeAck, decode: decodeAck },
-  TimeSync: { encode: encodeTimeSync, decode: decodeTimeSync },
-  BootInfo: { encode: encodeBootInfo, decode: decodeBootInfo },
-  AuditEvent: { encode: encodeAuditEvent, decode: decodeAuditEvent },
-  Command: { encode: encodeCommand, decode: decodeCommand },
-  InfoRequest: { encode: encodeInfoRequest, decode: decodeInfoRequest },
-  DiagnosticsRequest: { encode: encodeDiagnosticsRequest, decode: decodeDiagnosticsRequest },
-  SetTime: { encode: encodeSetTime, decode: decodeSetTime },
-  SetChargeMode: { encode: encodeSetChargeMode, decode: decodeSetChargeMode },
-  RebootRequest: { encode: encodeRebootRequest, decode: decodeRebootRequest },
-  ReadLogRequest: { encode: encodeReadLogRequest, decode: decodeReadLogRequest },
-  TransferBegin: { encode: encodeTransferBegin, decode: decodeTransferBegin },
-  TransferChunk: { encode: encodeTransferChunk, decode: decodeTransferChunk },
-  TransferEnd: { encode: encodeTransferEnd, decode: decodeTransferEnd },
-  CommandResult: { encode: encodeCommandResult, decode: decodeCommandResult },
-  DeviceInfo: { encode: encodeDeviceInfo, decode: decodeDeviceInfo },
-  PartVerdict: { encode: encodePartVerdict, decode: decodePartVerdict },
-  DiagnosticsReport: { encode: encodeDiagnosticsReport, decode: decodeDiagnosticsReport },
-  LogLines: { encode: encodeLogLines, decode: decodeLogLines },
-  TransferStatus: { encode: encodeTransferStatus, decode: decodeTransferStatus },
-  Error: { encode: encodeError, decode: decodeError },
-};
+// Every message type of the generated codec.
+const CODECS = MESSAGE_CODECS as unknown as { [name: string]: Codec };
 
 const EMPTY = new ArrayBuffer(0);
 

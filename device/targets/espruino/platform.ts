@@ -388,6 +388,7 @@ export function createEspruinoPlatform(cfg: EspruinoTargetConfig): EspruinoPlatf
     hostLink: createHostLink(cfg),
     i2c: createI2c(cfg),
     flash: createStorageFlash(storage, cfg.filePrefix, cfg.pageSize, cfg.pageCount),
+    uarts: {},
     display: {
       show: function (): void {
         // No screen on the reference board.

@@ -342,6 +342,7 @@ export function createModdablePlatform(cfg: ModdableTargetConfig): ModdablePlatf
     hostLink: createHostLink(cfg),
     i2c: createI2c(cfg),
     flash: createPartitionFlash(flash, blockSize, pages),
+    uarts: {},
     display: {
       show: function (): void {
         // No screen on the reference board.

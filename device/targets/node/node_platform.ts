@@ -10,6 +10,7 @@ import type {
   I2cBus,
   Platform,
   Screen,
+  Uarts,
   WallClock,
 } from "../../platform/platform.ts";
 import type { SimTimers } from "../../../simulator/clock/timers.ts";
@@ -21,6 +22,8 @@ export interface NodePlatformParts {
   hostLink: ByteLink;
   i2c: I2cBus;
   flash: Flash;
+  dataFlash?: Flash;
+  uarts?: Uarts;
   resetCause: number;
   /** The firmware asked for a reboot (the simulator restarts it with this reason). */
   onReboot: (reason: number) => void;
@@ -46,6 +49,8 @@ export function createNodePlatform(parts: NodePlatformParts): NodePlatform {
     hostLink: parts.hostLink,
     i2c: parts.i2c,
     flash: parts.flash,
+    dataFlash: parts.dataFlash,
+    uarts: parts.uarts ?? {},
     display: {
       show(s: Screen) {
         screen = s;

@@ -129,6 +129,7 @@ function makePlatform(reset: number, pages: number, pageSize: number, role: numb
       },
     },
     hostLink: link,
+    uarts: {},
     i2c: {
       write: function (address: number, data: Uint8Array) {
         tellTime();
