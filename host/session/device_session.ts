@@ -745,8 +745,10 @@ export class DeviceSession {
     }
     this.holdItem("hello", raw ?? HelloType.encode(msg).finish());
     this.checkSequence(h);
-    // A device that rebooted while connected greets again and waits for a host Hello.
-    if (rebooted && this._state === "ready") this.sendHello();
+    // A device greets on connect and after a reboot, then waits for a host Hello; ours may have
+    // reached it before it was listening (still booting), so every new boot gets one. Its answer
+    // is a hello of the same boot, which ends the exchange.
+    if (rebooted || newIdentity) this.sendHello();
     this.emitter.emit("hello", h);
     if (this.o.timeSync ?? true) {
       this.timeSyncSentAt = performance.now();
