@@ -157,7 +157,7 @@ test("Arabic: --lang ar and LANG=ar_* give Arabic errors", async () => {
 test("--help lists every command and the exit codes; usage errors exit 2", async () => {
   const r = await pollkit(["--help"]);
   assert.equal(r.code, EXIT.ok);
-  for (const cmd of ["agent", "devices", "status", "logs", "time <sync>", "diag", "reboot", "upload", "decode", "dfu"]) {
+  for (const cmd of ["agent", "devices", "status", "logs", "time <sync>", "diag", "reboot", "charge-mode", "upload", "decode", "dfu"]) {
     assert.match(r.stdout, new RegExp(`^  ${cmd.replace(/[<>|]/g, "\\$&")}[ \\n]`, "m"), `${cmd} in help`);
   }
   assert.match(r.stdout, /Exit codes:[\s\S]*3 {2}agent not reachable[\s\S]*7 {2}the device did not answer/);

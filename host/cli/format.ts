@@ -138,6 +138,14 @@ export function peripheralFaultNames(mask: number | undefined): string {
   return names.join(", ");
 }
 
+/** Names of the set bits of a mask whose bit numbers are values of `enumName`. */
+export function enumBitNames(enumName: string, mask: number | undefined): string {
+  if (mask === undefined || mask === 0) return t("value.none");
+  const names: string[] = [];
+  for (let bit = 0; bit < 31; bit++) if (mask & (1 << bit)) names.push(enumLabel(enumName, bit));
+  return names.join(", ");
+}
+
 export function hex32(n: number | undefined): string {
   return n === undefined ? none() : `0x${(n >>> 0).toString(16).padStart(8, "0")}`;
 }

@@ -142,6 +142,12 @@ const MESSAGES = {
   "field.temperature": { en: "temperature", ar: "درجة الحرارة" },
   "field.chargeState": { en: "charger", ar: "الشاحن" },
   "field.chargeMode": { en: "charge mode", ar: "وضع الشحن" },
+  "field.powerAlarms": { en: "power alarms", ar: "إنذارات الطاقة" },
+  "field.cycleCount": { en: "charge cycles", ar: "دورات الشحن" },
+  "field.stateOfHealth": { en: "battery health", ar: "صحة البطارية" },
+  "field.dischargeRate": { en: "charge rate", ar: "معدل الشحن" },
+  "field.station": { en: "station", ar: "المركز" },
+  "field.pollsState": { en: "polls", ar: "الاقتراع" },
   "field.chargerFaults": { en: "charger faults (bits)", ar: "أعطال الشاحن (بتات)" },
   "field.uptime": { en: "uptime", ar: "مدة التشغيل" },
   "field.rebootReason": { en: "last reboot", ar: "سبب آخر إعادة تشغيل" },
@@ -178,6 +184,20 @@ const MESSAGES = {
   "reboot.done": {
     en: "{device} is restarting; it reconnects by itself in a few seconds.",
     ar: "يُعاد تشغيل {device}؛ سيعاود الاتصال تلقائياً خلال ثوانٍ.",
+  },
+  "charge.badMode": { en: "unknown charge mode \"{mode}\": use one of {modes}", ar: "وضع شحن غير معروف \"{mode}\": استخدم أحد {modes}" },
+  "charge.noDevice": { en: "name at least one device, or use --all", ar: "حدّد جهازاً واحداً على الأقل، أو استخدم --all" },
+  "charge.allAndDevices": { en: "use either device names or --all, not both", ar: "استخدم أسماء الأجهزة أو --all، لا كليهما" },
+  "charge.set": { en: "charge mode {mode}", ar: "وضع الشحن {mode}" },
+  "charge.someFailed": { en: "{n} of {total} device(s) did not take the charge mode.", ar: "{n} من {total} جهاز لم يقبل وضع الشحن." },
+  "cmd.chargeMode": {
+    en: "set how devices charge: normal (to full), storage (hold 40-60 %), maintain (top up on schedule)",
+    ar: "اضبط طريقة الشحن: normal (حتى الامتلاء)، storage (إبقاء 40-60 ٪)، maintain (تعبئة دورية)",
+  },
+  "opt.allDevices": { en: "every device this agent serves", ar: "كل الأجهزة التي يخدمها هذا الوكيل" },
+  "arg.chargeTargets": {
+    en: "devices, then the mode: normal | storage | maintain",
+    ar: "الأجهزة ثم الوضع: normal | storage | maintain",
   },
   "command.rejected": { en: "{device} refused the command: {status}{detail}", ar: "رفض {device} الأمر: {status}{detail}" },
   "command.deniedHint": {

@@ -11,6 +11,7 @@ import { dfuCommand } from "./commands/dfu.ts";
 import { diagCommand } from "./commands/diag.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { rebootCommand } from "./commands/reboot.ts";
+import { chargeModeCommand } from "./commands/charge_mode.ts";
 import { statusCommand } from "./commands/status.ts";
 import { timeSyncCommand } from "./commands/time_sync.ts";
 import { uploadCommand } from "./commands/upload.ts";
@@ -175,6 +176,16 @@ export function buildProgram(env: NodeJS.ProcessEnv, run: (work: (ctx: CliContex
     .description(t("cmd.reboot"))
     .argument("<device>", t("arg.device"))
     .action((device: string, _o: unknown, cmd: Command) => run((ctx) => rebootCommand(ctx, device), cmd));
+
+  program
+    .command("charge-mode")
+    .description(t("cmd.chargeMode"))
+    .argument("<device-and-mode...>", t("arg.chargeTargets"))
+    .option("--all", t("opt.allDevices"))
+    .action((args: string[], o: { all?: boolean }, cmd: Command) =>
+      // `pollkit charge-mode VVD-1 VVD-2 storage` or `pollkit charge-mode --all storage`.
+      run((ctx) => chargeModeCommand(ctx, args.slice(0, -1), args[args.length - 1], o), cmd),
+    );
 
   program
     .command("upload")

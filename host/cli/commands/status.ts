@@ -17,8 +17,7 @@ import {
   none,
   peripheralFaultNames,
   renderTable,
-  type Cell,
-} from "../format.ts";
+  type Cell, enumBitNames } from "../format.ts";
 import { EXIT, t, type ExitCode, type MessageKey } from "../messages.ts";
 import { roleLabel } from "./devices.ts";
 
@@ -61,6 +60,12 @@ export function statusRows(d: DeviceDetail, now: number): Cell[][] {
     field("field.chargeState", enumLabel("ChargeState", h.chargeState ?? 0));
     field("field.chargeMode", enumLabel("ChargeMode", h.chargeMode ?? 0));
     field("field.chargerFaults", h.chargerFaults ? hex32(h.chargerFaults) : t("value.noFaults"));
+    field("field.powerAlarms", enumBitNames("PowerAlarmKind", h.powerAlarms ?? 0));
+    field("field.cycleCount", h.cycleCount ?? 0);
+    field("field.stateOfHealth", formatPermille(h.stateOfHealthPermille ?? 0, 1));
+    field("field.dischargeRate", `${((h.dischargePermillePerHour ?? 0) / 10).toFixed(1)} %/h`);
+    field("field.station", h.stationId || none());
+    field("field.pollsState", enumLabel("PollsState", h.pollsState ?? 0));
     field("field.uptime", formatDuration(h.uptimeS ?? 0));
     field("field.rebootReason", enumLabel("RebootReason", h.rebootReason ?? 0));
     field("field.freeMemory", formatBytes(h.freeMemoryBytes ?? 0));
