@@ -10,20 +10,28 @@ export interface HostEnd {
   setConnected(connected: boolean): void;
 }
 
-export function createMemoryLink(options: { deferred?: boolean } = {}): { device: ByteLink; host: HostEnd } {
+export interface MemoryLinkOptions {
+  /** Deliver on a later turn of the event loop (as a real link would), not inside write(). */
+  deferred?: boolean;
+  /** Line impairments (simulator/faults/line_noise.ts), per direction; may be swapped at any time. */
+  impair?: { toHost?: (d: Uint8Array) => Uint8Array; toDevice?: (d: Uint8Array) => Uint8Array };
+}
+
+export function createMemoryLink(options: MemoryLinkOptions = {}): { device: ByteLink; host: HostEnd } {
   let toDevice: ((d: Uint8Array) => void) | null = null;
   let toHost: ((d: Uint8Array) => void) | null = null;
   let conn: ((c: boolean) => void) | null = null;
   let connected = true;
-  const send = (cb: ((d: Uint8Array) => void) | null, data: Uint8Array): void => {
+  const send = (cb: ((d: Uint8Array) => void) | null, data: Uint8Array, impair?: (d: Uint8Array) => Uint8Array): void => {
     if (!connected || cb === null) return;
-    const copy = data.slice();
+    const copy = impair ? impair(data.slice()) : data.slice();
+    if (copy.length === 0) return;
     if (options.deferred) setImmediate(() => connected && cb(copy));
     else cb(copy);
   };
   return {
     device: {
-      write: (d) => send(toHost, d),
+      write: (d) => send(toHost, d, options.impair?.toHost),
       onData: (cb) => {
         toDevice = cb;
       },
@@ -33,7 +41,7 @@ export function createMemoryLink(options: { deferred?: boolean } = {}): { device
       },
     },
     host: {
-      write: (d) => send(toDevice, d),
+      write: (d) => send(toDevice, d, options.impair?.toDevice),
       onData: (cb) => {
         toHost = cb;
       },
