@@ -24,7 +24,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../host/broker/embedded.ts";
-import { startOps } from "../host/ops/ops.ts";
+import { parseOpsConfig, startOps } from "../host/ops/ops.ts";
 import { Fleet, type FleetDevice } from "../simulator/fleet/fleet.ts";
 import { startTcpProxy } from "../simulator/faults/tcp_proxy.ts";
 import { LineNoise, seededRandom } from "../simulator/faults/line_noise.ts";
@@ -59,13 +59,18 @@ async function main(): Promise<void> {
   let broker: EmbeddedBroker = await startEmbeddedBroker({ port: 0 });
   const brokerPort = broker.port;
   const proxy = await startTcpProxy({ targetPort: brokerPort });
-  const ops = await startOps({
-    mqtt: { url: broker.url },
-    store: { path: join(dir, "ops.sqlite") },
-    web: { host: "127.0.0.1", port: 0, lang: "en", importToken: null },
-    reports: { everyMs: 3_600_000, outDir: join(dir, "reports") },
-    healthIntervalMs: HEALTH_MS,
-  });
+  const ops = await startOps(
+    parseOpsConfig(
+      {
+        mqtt: { url: broker.url },
+        store: { path: join(dir, "ops.sqlite") },
+        web: { host: "127.0.0.1", port: 0 },
+        reports: { everyMs: 3_600_000, outDir: join(dir, "reports") },
+        healthIntervalMs: HEALTH_MS,
+      },
+      dir,
+    ),
+  );
   const storedHealth = { n: 0 };
   const storedRecords = { n: 0 };
   const latencies: number[] = [];
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
     brokerUrl: proxy.url,
     dir,
     healthIntervalMs: HEALTH_MS,
-    deviceOptions: { flashPages: 6, flashPageSize: 4096, linkResendMs: 5000 },
+    deviceOptions: { flashPages: 6, flashPageSize: 4096, dataFlashPages: 16, dataFlashPageSize: 1024, linkResendMs: 5000 },
   });
   // Power on (each creates its identity key), register the keys with the console as provisioning
   // would, then plug everything in.

@@ -11,7 +11,18 @@ import { HostPeer } from "../../test/helpers/host_peer.ts";
 import { verifyP256 } from "../../test/helpers/ecdsa.ts";
 import { crc16Xmodem } from "../../protocol/framing.ts";
 import { signingBytes } from "../services/recorder.ts";
-import { encodeAuditEvent, ErrorCode, RebootReason, RecordKind, Status } from "../../protocol/generated/device_codec.ts";
+import { encodeAuditEvent, ErrorCode, RebootReason, RecordKind, Status, type Command } from "../../protocol/generated/device_codec.ts";
+import { createCommissionKey } from "../../host/commission/keys.ts";
+import { technicianRig, DAY_MS } from "../../host/commission/testing.ts";
+import { authorize } from "../../host/commission/authorize.ts";
+
+const NOW = 1795000000000;
+const commission = createCommissionKey();
+const tech = technicianRig(commission, { notBefore: NOW - DAY_MS });
+/** A command that changes the device, signed by a technician with a commission token. */
+function signed(cmd: Command, issuedMs: number): Command {
+  return authorize(cmd, "VVD-000001", tech.token, tech.key, issuedMs);
+}
 
 function setup(opts: { flashPages?: number; flashPageSize?: number } = {}) {
   const clock = new VirtualClock();
@@ -22,7 +33,8 @@ function setup(opts: { flashPages?: number; flashPageSize?: number } = {}) {
     role: "verification",
     hostLink: link.device,
     clock,
-    wallMs: 1795000000000,
+    wallMs: NOW,
+    commissionKey: commission.publicKey,
     healthIntervalMs: 60000,
     linkResendMs: 3000,
     flashPages: opts.flashPages ?? 8,
@@ -120,8 +132,9 @@ test("a reboot keeps the journal: unacknowledged records come again, sequence nu
   host.send({ hello: { protocolVersion: 1, role: 3 } });
   clock.advance(10);
   const firstBoot = (host.of("hello")[0] as { bootId: number }).bootId;
-  host.send({ command: { id: 77, reboot: { delayMs: 200 } } });
-  clock.advance(10);
+  host.send({ command: signed({ id: 77, reboot: { delayMs: 200 } }, NOW) });
+  // Checking the token and the technician's signature takes two secure-element verifies.
+  clock.advance(400);
   const ans = host.of("commandResult")[0] as { id: number; status?: number };
   assert.equal(ans.id, 77);
   assert.equal(ans.status ?? 0, Status.OK);
@@ -194,31 +207,34 @@ test("commands: info, diagnostics with a verdict per part, read log, set time; a
   host.send({ command: { id: 1, info: {} } });
   host.send({ command: { id: 2, diagnostics: {} } });
   host.send({ command: { id: 3, readLog: { maxLines: 5 } } });
-  host.send({ command: { id: 4, setTime: { unixMs: 1800000000000 } } });
+  host.send({ command: signed({ id: 4, setTime: { unixMs: NOW + 3_600_000 } }, NOW + 1) });
   host.send({ command: { id: 5, setTime: { unixMs: 5 } } });
-  host.send({ command: { id: 6, setChargeMode: { mode: 2 } } });
-  clock.advance(500);
+  host.send({ command: signed({ id: 6, setChargeMode: { mode: 2 } }, NOW + 3_600_000) });
+  host.send({ command: { id: 7, setChargeMode: { mode: 3 } } });
+  clock.advance(1500);
   const results = (host.of("commandResult") as { id: number }[]).sort((a, b) => a.id - b.id) as { id: number; status?: number; info?: { deviceId: string }; diagnostics?: { parts: { part: number; verdict: number }[] }; log?: { lines: string[] } }[];
-  assert.deepEqual(results.map((r) => r.id), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(results.map((r) => r.id), [1, 2, 3, 4, 5, 6, 7]);
   assert.equal(results[0].info?.deviceId, "VVD-000001");
   const parts = results[1].diagnostics?.parts ?? [];
   assert.equal(parts.length, 9);
   assert.equal(parts.find((p) => p.part === 1)?.verdict, 1, "secure element passes");
   assert.ok((results[2].log?.lines ?? []).some((l) => l.includes("booted")));
   assert.equal(results[3].status ?? 0, Status.OK);
-  assert.ok(Math.abs(dev.wallMs() - 1800000000000) < 1000);
+  assert.ok(Math.abs(dev.wallMs() - (NOW + 3_600_000)) < 2000);
   assert.equal(results[4].status, Status.BAD_ARGUMENT);
-  assert.equal(results[5].status, Status.UNSUPPORTED);
+  assert.equal(results[5].status ?? 0, Status.OK, "signed charge mode taken");
+  assert.equal(dev.firmware?.power?.mode, 2);
+  assert.equal(results[6].status, Status.DENIED, "a command that changes the device needs authority");
 
   // The same id again (the host lost the answer): same answer, not executed again.
   const executed = dev.firmware?.commands.executed;
-  host.send({ command: { id: 4, setTime: { unixMs: 1800000000000 } } });
+  host.send({ command: signed({ id: 4, setTime: { unixMs: NOW + 3_600_000 } }, NOW + 1) });
   clock.advance(10);
   assert.equal(dev.firmware?.commands.executed, executed);
   assert.equal((host.of("commandResult").at(-1) as { id: number }).id, 4);
   // The clock change was journalled as a signed command record.
   const kinds = host.records().map((r) => r.kind);
-  assert.equal(kinds.filter((k) => k === RecordKind.COMMAND).length, 1);
+  assert.equal(kinds.filter((k) => k === RecordKind.COMMAND).length, 2, "set time and charge mode");
 });
 
 test("a full journal refuses new records and loses none of the unacknowledged ones", () => {

@@ -10,6 +10,17 @@ import { Recorder, lastRecordSeq } from "../services/recorder.ts";
 import { Telemetry } from "../services/telemetry.ts";
 import { CommandService, ALL_PARTS } from "../services/commands.ts";
 import { TransferReceiver, CountingSink } from "../services/transfer.ts";
+import { Bq2589x } from "../drivers/charger_bq2589x.ts";
+import { Max1704x } from "../drivers/fuel_gauge_max1704x.ts";
+import { PowerService } from "../services/power.ts";
+import { dataRegions } from "../platform/flash_partition.ts";
+import { ArtifactStore, sha256 } from "../services/artifact_store.ts";
+import { Authority } from "../services/authority.ts";
+import { FirmwareUpdate } from "../services/firmware_update.ts";
+import { installArtifactSinks } from "../services/transfer.ts";
+import type { TallyService } from "../services/tally/service.ts";
+import type { VerificationService } from "../services/verification/service.ts";
+import type { RoleContext, RoleSet } from "../roles/roles.ts";
 import {
   Capability,
   ErrorCode,
@@ -17,6 +28,10 @@ import {
   RecordKind,
   Verdict,
   encodeBootInfo,
+  encodePowerAlarm,
+  ArtifactKind,
+  PollsState,
+  type SignedArtifact,
   type CommandResult,
   type DeviceInfo,
   type Health,
@@ -35,6 +50,8 @@ export interface FirmwareOptions {
   healthIntervalMs?: number;
   linkWindow?: number;
   linkResendMs?: number;
+  /** The role services this build links in (device/roles); none: a core-only device. */
+  roles?: RoleSet;
 }
 
 export class Firmware {
@@ -46,6 +63,16 @@ export class Firmware {
   telemetry: Telemetry;
   commands: CommandService;
   transfer: TransferReceiver;
+  /** Charging and battery state; null when no charger or gauge answers. */
+  power: PowerService | null;
+  /** Commission-signed artifacts held, and the authority that checks them (null: no data flash). */
+  artifacts: ArtifactStore | null;
+  authority: Authority | null;
+  firmwareUpdate: FirmwareUpdate | null;
+  /** Result acceleration device: the tally (null on other devices). */
+  tally: TallyService | null;
+  /** Verification device: register, card, finger, turnout (null on other devices). */
+  verification: VerificationService | null;
   link: LinkService | null;
   publicKey: Uint8Array;
   bootId: number;
@@ -96,8 +123,123 @@ export class Firmware {
       },
     });
     this.transfer = new TransferReceiver(new CountingSink());
+    this.power = null;
+    const charger = new Bq2589x({ bus: p.i2c });
+    const gauge = new Max1704x({ bus: p.i2c });
+    if (charger.probe() || gauge.probe()) {
+      this.power = new PowerService({
+        charger: charger,
+        gauge: gauge,
+        timers: p.timers,
+        clock: p.clock,
+        onAlarm: function (a) {
+          self.record(RecordKind.POWER_ALARM, encodePowerAlarm(a));
+          self.telemetry.changed();
+        },
+        onCritical: function (done) {
+          self.log("battery critical: sealing the journal");
+          self.whenFlushed(done);
+        },
+        shutdown: function () {
+          p.system.reboot(7); // RebootReason.LOW_BATTERY: off until the charger brings it back
+        },
+      });
+    }
+    this.artifacts = null;
+    this.authority = null;
+    this.firmwareUpdate = null;
+    this.tally = null;
+    this.verification = null;
+    if (p.dataFlash !== undefined) {
+      const regions = dataRegions(p.dataFlash);
+      const store = new ArtifactStore({ flash: regions.artifacts });
+      this.artifacts = store;
+      this.authority = new Authority({
+        se: this.se,
+        commissionKey: p.identity.commissionKey ?? null,
+        store: store,
+        clock: p.clock,
+        deviceId: p.identity.serial,
+        site: function () {
+          return store.site();
+        },
+      });
+      this.firmwareUpdate = new FirmwareUpdate({ flash: regions.firmware, timers: p.timers });
+      const roles = options.roles;
+      const ctx: RoleContext = {
+        platform: p,
+        regions: regions,
+        journal: this.journal,
+        record: function (kind: number, payload: Uint8Array, cb: (seq: number) => void) {
+          self.record(kind, payload, cb);
+        },
+        changed: function () {
+          self.telemetry.changed();
+        },
+        fault: function (part: number, text: string) {
+          self._fault(part, text);
+        },
+        stationId: function () {
+          return store.stationId();
+        },
+        sha256: sha256,
+      };
+      if (p.identity.role === 1 && roles !== undefined && roles.verification !== undefined) this.verification = roles.verification(ctx);
+      if (p.identity.role === 2 && roles !== undefined && roles.result !== undefined) this.tally = roles.result(ctx);
+    }
+    if (this.authority !== null && this.artifacts !== null && this.firmwareUpdate !== null) {
+      installArtifactSinks(this.transfer, {
+        authority: this.authority,
+        store: this.artifacts,
+        firmware: this.firmwareUpdate.staging(),
+        deliver: function (kind: number, a: SignedArtifact, cb: (err: string | null) => void) {
+          self._deliver(kind, a, cb);
+        },
+        committed: function (kind: number) {
+          if (kind === ArtifactKind.FIRMWARE) {
+            self.log("firmware update staged: rebooting into its trial");
+            self.rebootWhenFlushed(5, 500); // RebootReason.FIRMWARE_UPDATE
+          }
+        },
+      });
+    }
+    const power = this.power;
+    const store = this.artifacts;
     this.commands = new CommandService({
       transfer: this.transfer,
+      authority: this.authority !== null ? this.authority : undefined,
+      setChargeMode:
+        power !== null
+          ? function (mode: number) {
+              return power.setMode(mode) ? null : "not a charge mode: " + mode;
+            }
+          : undefined,
+      backlog: function () {
+        return self.journal.backlog();
+      },
+      clearElection:
+        store !== null
+          ? function (cb: (err: string | null) => void) {
+              if (self.verification !== null) {
+                const ve = self.verification.clear();
+                if (typeof ve === "string") {
+                  cb(ve);
+                  return;
+                }
+              }
+              if (self.tally !== null) {
+                const e = self.tally.clear();
+                if (e !== null) {
+                  cb(e);
+                  return;
+                }
+              }
+              cb(store.drop([ArtifactKind.STATION_REGISTER, ArtifactKind.ELECTION_DEFINITION]));
+            }
+          : undefined,
+      log: function (text: string) {
+        self.log(text);
+      },
       info: function () {
         return self.info();
       },
@@ -132,16 +274,120 @@ export class Firmware {
     if (!this.journalOk) this._fault(Peripheral.FLASH, "journal could not open: code " + st.code);
     else if (st.tornTail) this.log("journal: a record torn by power loss was dropped");
     this.recorder.setPrevSeq(lastRecordSeq(this.journal));
+    // Before any host can acknowledge (and compact) the journal: the verification service repairs
+    // a voter interrupted by a power cut against it.
+    if (this.verification !== null) this.verification.start();
+    this._openData();
     this._identity(function () {
       self.record(
         RecordKind.BOOT,
         encodeBootInfo({ reason: self.rebootReason, bootId: self.bootId, firmwareVersion: self.version }),
       );
       self._startLink();
+      if (self.power !== null) self.power.start();
+      if (self.tally !== null) self._tallyButtons(self.tally);
       self.telemetry.start();
       self.started = true;
       self.log("booted " + p.identity.serial + " fw " + self.version + " reason " + self.rebootReason);
       if (cb) cb();
+    });
+  }
+
+  /** Opens the data flash: held artifacts back into the role services, a firmware trial. */
+  _openData(): void {
+    const self = this;
+    const store = this.artifacts;
+    if (store === null) return;
+    const err = store.open();
+    if (err !== null) this._fault(Peripheral.FLASH, "artifact store: " + err);
+    const fw = this.firmwareUpdate;
+    if (fw !== null) {
+      fw.open();
+      if (fw.inTrial()) {
+        this.log("firmware " + this.version + " on trial: confirms after its self-test and a host");
+        fw.startTrial(function () {
+          self.log("firmware trial expired: back to the previous firmware");
+          self.rebootWhenFlushed(5, 0);
+        });
+      }
+    }
+    this._reload(ArtifactKind.ELECTION_DEFINITION, "election definition");
+    this._reload(ArtifactKind.STATION_REGISTER, "station register");
+  }
+
+  /** Hands a held artifact back to its service after a reboot. */
+  _reload(kind: number, what: string): void {
+    const self = this;
+    const a = this.artifacts !== null ? this.artifacts.artifact(kind) : null;
+    if (a === null) return;
+    this._deliver(kind, a, function (e) {
+      if (e !== null) self.log("held " + what + " not loaded: " + e);
+    });
+  }
+
+  /** Hands a verified artifact to the service that uses it; cb(null) accepts it. */
+  _deliver(kind: number, a: SignedArtifact, cb: (err: string | null) => void): void {
+    if (kind === ArtifactKind.ELECTION_DEFINITION) {
+      if (this.tally !== null) {
+        const e = this.tally.loadElection(a, function (err) {
+          cb(err);
+        });
+        if (e !== null) cb(e);
+        return;
+      }
+      cb(null);
+      return;
+    }
+    if (kind === ArtifactKind.STATION_REGISTER) {
+      cb(this.verification !== null ? this.verification.loadRegister(a) : null);
+      return;
+    }
+    cb(null);
+  }
+
+  /**
+   * The result device's staff controls: the supervisor key opens the polls when the election is
+   * loaded, and closes them when they are open (the result is signed, journalled and printed).
+   */
+  _tallyButtons(tally: TallyService): void {
+    const self = this;
+    const p = this.p;
+    p.buttons.onPress(function (b) {
+      if (b !== "supervisor") return;
+      const st = tally.state();
+      if (st === PollsState.READY) {
+        const e = tally.openPolls();
+        if (e !== null) p.display.show({ key: "tally.error", params: { reason: e } });
+        else {
+          self.log("polls opened");
+          p.display.show({ key: "tally.polls_open", params: { station: self.stationId() } });
+        }
+      } else if (st === PollsState.OPEN) {
+        tally.closePolls(function (result, err) {
+          if (result === null) {
+            p.display.show({ key: "tally.error", params: { reason: err !== null ? err : "result not made" } });
+            return;
+          }
+          self.log("polls closed: " + (result.ballotsCounted ?? 0) + " ballots counted");
+          p.display.show({ key: "tally.polls_closed", params: { ballots: result.ballotsCounted ?? 0 } });
+        });
+      } else p.display.show({ key: "tally.not_ready", params: { state: st } });
+    });
+  }
+
+  /** After a host has talked to this firmware and its self-test passed: keep it. */
+  _confirmFirmware(): void {
+    const fw = this.firmwareUpdate;
+    if (fw === null || !fw.inTrial()) return;
+    const self = this;
+    this.selfTest([], function (verdicts) {
+      for (let i = 0; i < verdicts.length; i++) {
+        if (verdicts[i].verdict === Verdict.FAIL) {
+          self.log("firmware trial: self-test failed, not confirmed");
+          return;
+        }
+      }
+      if (fw.confirm()) self.log("firmware " + self.version + " confirmed");
     });
   }
 
@@ -193,6 +439,7 @@ export class Firmware {
         },
         onHostHello: function () {
           self.telemetry.report();
+          self._confirmFirmware();
         },
         onCommand: function (cmd) {
           self.commands.handle(cmd);
@@ -200,7 +447,9 @@ export class Firmware {
         onTimeSync: function (t) {
           const before = self.p.clock.wallMs();
           // A host may set a clock that was never set; changing a running clock takes SetTime.
-          if (before === 0 && (t.hostTimeMs ?? 0) > 0) self.p.clock.setWallMs(t.hostTimeMs ?? 0);
+          const floor = self.artifacts !== null ? self.artifacts.lastIssuedMs() : 0;
+          if (before === 0 && (t.hostTimeMs ?? 0) > floor) self.p.clock.setWallMs(t.hostTimeMs ?? 0);
+          else if (before === 0 && (t.hostTimeMs ?? 0) > 0) self.log("time sync refused: earlier than the last technician command");
           if (self.link !== null) self.link.send({ timeSync: { hostTimeMs: t.hostTimeMs, deviceTimeMs: before } });
         },
         onError: function (code) {
@@ -232,12 +481,25 @@ export class Firmware {
 
   /** Reboots once every queued record is in the journal (an audit record must not be lost). */
   rebootWhenFlushed(reason: number, delayMs: number): void {
-    const self = this;
     const p = this.p;
+    const self = this;
     p.timers.setTimeout(function () {
-      if (self.recorder.busy()) self.rebootWhenFlushed(reason, 50);
-      else p.system.reboot(reason);
+      self.whenFlushed(function () {
+        p.system.reboot(reason);
+      });
     }, delayMs);
+  }
+
+  /** Calls done once no record is waiting to be signed or written. */
+  whenFlushed(done: () => void): void {
+    const self = this;
+    if (!this.recorder.busy()) {
+      done();
+      return;
+    }
+    this.p.timers.setTimeout(function () {
+      self.whenFlushed(done);
+    }, 50);
   }
 
   log(text: string): void {
@@ -261,24 +523,69 @@ export class Firmware {
       hardwareModel: this.p.identity.hardwareModel,
       firmwareVersion: this.version,
       bootId: this.bootId,
-      capabilities: [Capability.JOURNAL, Capability.SECURE_ELEMENT, Capability.DATA_TRANSFER],
+      capabilities: this.capabilities(),
       publicKey: this.publicKey,
       journalNextSeq: this.journal.nextSeq(),
       journalAckedSeq: this.journal.ackedSeq(),
     };
   }
 
+  capabilities(): number[] {
+    const c = [Capability.JOURNAL, Capability.SECURE_ELEMENT, Capability.DATA_TRANSFER];
+    if (this.power !== null) {
+      c.push(Capability.CHARGER);
+      c.push(Capability.FUEL_GAUGE);
+    }
+    if (this.verification !== null) {
+      c.push(Capability.FINGERPRINT);
+      c.push(Capability.CARD_READER);
+    }
+    if (this.tally !== null) {
+      c.push(Capability.BALLOT_FEED);
+      if (this.p.uarts.printer !== undefined) c.push(Capability.PRINTER);
+    }
+    return c;
+  }
+
+  /** The station whose signed data the device holds ("" when none). */
+  stationId(): string {
+    return this.artifacts !== null ? this.artifacts.stationId() : "";
+  }
+
+  /** Faults of the parts the role services drive (card reader, fingerprint module). */
+  roleFaults(): number {
+    return this.verification !== null ? this.verification.peripheralFaults() : 0;
+  }
+
+  electionId(): string {
+    if (this.artifacts === null) return "";
+    const a = this.artifacts.artifact(ArtifactKind.ELECTION_DEFINITION);
+    if (a !== null) return a.electionId ?? "";
+    const r = this.artifacts.artifact(ArtifactKind.STATION_REGISTER);
+    return r !== null ? (r.electionId ?? "") : "";
+  }
+
+  pollsState(): number {
+    if (this.tally !== null) return this.tally.state();
+    if (this.verification !== null) return this.verification.state();
+    return this.artifacts !== null ? PollsState.NOT_LOADED : PollsState.UNSPECIFIED;
+  }
+
   health(): Health {
-    return {
+    const h: Health = {
       uptimeS: Math.floor(this.p.timers.now() / 1000),
       rebootReason: this.rebootReason,
       freeMemoryBytes: this.p.system.freeMemory(),
       freeStorageBytes: this.journal.freeBytes(),
       journalBacklog: this.journal.backlog(),
-      peripheralFaults: this.peripheralFaults,
+      peripheralFaults: this.peripheralFaults | this.roleFaults(),
       clockMs: this.p.clock.wallMs(),
       errorCount: this.telemetry.errorCount(),
     };
+    if (this.power !== null) this.power.fillHealth(h);
+    h.stationId = this.stationId();
+    h.pollsState = this.pollsState();
+    return h;
   }
 
   info(): DeviceInfo {
@@ -294,6 +601,10 @@ export class Firmware {
       journalNextSeq: this.journal.nextSeq(),
       journalFreeBytes: this.journal.freeBytes(),
       clockMs: this.p.clock.wallMs(),
+      stationId: this.stationId(),
+      electionId: this.electionId(),
+      pollsState: this.pollsState(),
+      technicianId: this.authority !== null ? this.authority.technicianId() : "",
     };
   }
 
@@ -301,6 +612,7 @@ export class Firmware {
   selfTest(parts: number[], cb: (verdicts: PartVerdict[]) => void): void {
     const self = this;
     const want = parts.length > 0 ? parts : ALL_PARTS;
+    const power = this.power !== null ? this.power.selfTest() : null;
     this.se.info(function (err) {
       const out: PartVerdict[] = [];
       for (let i = 0; i < want.length; i++) {
@@ -314,6 +626,10 @@ export class Firmware {
           if (err !== null) self.peripheralFaults = self.peripheralFaults | (1 << part);
         } else if (part === Peripheral.FLASH) {
           out.push({ part: part, verdict: self.journalOk ? Verdict.PASS : Verdict.FAIL, detail: self.journal.freeBytes() + " bytes free" });
+        } else if ((part === Peripheral.CHARGER || part === Peripheral.FUEL_GAUGE) && power !== null) {
+          const v = part === Peripheral.CHARGER ? power.charger : power.gauge;
+          out.push({ part: part, verdict: v, detail: v === Verdict.PASS ? "answers" : v === Verdict.ABSENT ? "not fitted" : "does not answer" });
+          if (v === Verdict.FAIL) self.peripheralFaults = self.peripheralFaults | (1 << part);
         } else if (part === Peripheral.DISPLAY) {
           out.push({ part: part, verdict: Verdict.PASS, detail: "" });
         } else out.push({ part: part, verdict: Verdict.ABSENT, detail: "not fitted" });

@@ -7,6 +7,7 @@ import type { Agent } from "./agent.ts";
 import {
   MAX_TRANSFER_BODY_BYTES,
   MAX_TRANSFER_DATA_BYTES,
+  SIGNED_COMMAND_ID_MIN,
   TRANSFER_KINDS,
   isTransferKind,
   type ApiError,
@@ -18,7 +19,32 @@ import {
 } from "../control/api.ts";
 import { Command } from "../../protocol/node/schema.ts";
 import { CommandError } from "../session/device_session.ts";
-import { TransferError, sendTransfer } from "../session/transfer.ts";
+import { TransferError, sendTransfer, type TransferOptions } from "../session/transfer.ts";
+
+/** Largest encoded Authority accepted from a client (a token and two signatures fit well below). */
+const MAX_AUTHORITY_BYTES = 4096;
+
+/** The signed TransferBegin's id and authority, checked (they reach the device unchanged). */
+function beginAuthority(v: unknown): { id: number; authority: Uint8Array } | undefined {
+  if (v === undefined) return undefined;
+  const b = v as { id?: unknown; authorityBase64?: unknown };
+  if (typeof v !== "object" || v === null || typeof b.id !== "number" || !Number.isInteger(b.id) || b.id < SIGNED_COMMAND_ID_MIN || b.id > 0xffffffff) {
+    throw new HttpError(400, `begin.id must be the signed command's id (${SIGNED_COMMAND_ID_MIN}..4294967295)`);
+  }
+  if (typeof b.authorityBase64 !== "string" || b.authorityBase64 === "" || !isBase64(b.authorityBase64)) throw new HttpError(400, "begin.authorityBase64 must be base64");
+  const authority = new Uint8Array(Buffer.from(b.authorityBase64, "base64"));
+  if (authority.length > MAX_AUTHORITY_BYTES) throw new HttpError(400, `begin.authorityBase64 over ${MAX_AUTHORITY_BYTES} bytes`);
+  return { id: b.id, authority };
+}
+
+/** A signed command keeps the id it was signed with; one without authority is numbered by the agent. */
+function checkSignedCommand(command: Record<string, unknown>): void {
+  const signed = command.authority !== undefined && command.authority !== null && command.authority !== "";
+  const id = command.id;
+  if (signed && (typeof id !== "number" || !Number.isInteger(id) || id < SIGNED_COMMAND_ID_MIN || id > 0xffffffff)) {
+    throw new HttpError(400, `a command with authority carries the id it was signed with (${SIGNED_COMMAND_ID_MIN}..4294967295)`);
+  }
+}
 
 export interface ControlServer {
   url: string;
@@ -83,7 +109,7 @@ function isBase64(s: string): boolean {
 }
 
 /** A transfer request body, checked; the data decoded. */
-function transferBody(body: Partial<TransferRequest>): { kind: number; name: string; data: Uint8Array } {
+function transferBody(body: Partial<TransferRequest>): { kind: number; name: string; data: Uint8Array; begin?: { id: number; authority: Uint8Array } } {
   const kinds = Object.keys(TRANSFER_KINDS).join(", ");
   if (!isTransferKind(body.kind)) throw new HttpError(400, `kind must be one of ${kinds}`);
   if (body.name !== undefined && (typeof body.name !== "string" || Buffer.byteLength(body.name) > 200)) {
@@ -93,7 +119,7 @@ function transferBody(body: Partial<TransferRequest>): { kind: number; name: str
   const data = new Uint8Array(Buffer.from(body.dataBase64, "base64"));
   if (data.length === 0) throw new HttpError(400, "nothing to transfer: dataBase64 is empty");
   if (data.length > MAX_TRANSFER_DATA_BYTES) throw new HttpError(413, `data over ${MAX_TRANSFER_DATA_BYTES} bytes`);
-  return { kind: TRANSFER_KINDS[body.kind], name: body.name ?? "", data };
+  return { kind: TRANSFER_KINDS[body.kind], name: body.name ?? "", data, begin: beginAuthority(body.begin) };
 }
 
 /** How a transfer that had started failed, as its `error` event. */
@@ -150,6 +176,7 @@ export async function startControlServer(agent: Agent, host: string, port: numbe
         if (typeof body.command !== "object" || body.command === null) throw new HttpError(400, "body must be { command: { <one command>: {...} } }");
         const problem = Command.verify(body.command);
         if (problem) throw new HttpError(400, `not a valid command: ${problem}`);
+        checkSignedCommand(body.command);
         const timeoutMs = typeof body.timeoutMs === "number" ? body.timeoutMs : 10000;
         try {
           const result = await session.command(body.command, timeoutMs);
@@ -172,18 +199,21 @@ export async function startControlServer(agent: Agent, host: string, port: numbe
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
         let last = -1;
         try {
-          const outcome = await sendTransfer(session, {
+          // `begin`: the technician's signed TransferBegin, sent as it is (sendTransfer option).
+          const options: TransferOptions & { begin?: { id: number; authority: Uint8Array } } = {
             kind: o.kind,
             name: o.name,
             data: o.data,
             signal: stop.signal,
+            begin: o.begin,
             onProgress: (sent, total) => {
               if (sent === last) return;
               last = sent;
               const p: TransferProgress = { sent, total };
               event(res, "progress", p);
             },
-          });
+          };
+          const outcome = await sendTransfer(session, options);
           event(res, "done", outcome);
         } catch (e) {
           if (!stop.signal.aborted) event(res, "error", transferFailure(id, e));

@@ -199,7 +199,9 @@ async function agentWithDevice(t: TestContext, serial: string): Promise<Rig> {
 
   const dir = mkdtempSync(join(tmpdir(), "pollkit-cli-e2e-"));
   const link = join(dir, "vvd.tty");
-  const device = await runDevice({ serial, role: "verification", link, healthIntervalMs: 500 });
+  // A bare rig without data flash (no commission key, no authority checks): the CLI verbs are under
+  // test here; test/e2e/authority_e2e.test.ts runs them with a technician token.
+  const device = await runDevice({ serial, role: "verification", link, healthIntervalMs: 500, device: { dataFlashPages: 0 } });
   const broker = await startEmbeddedBroker({ port: 0 });
   let stopAgent = async (): Promise<void> => {};
   // Agent first (it holds the port open), then the device and the broker.

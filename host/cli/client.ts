@@ -14,6 +14,7 @@ import type {
   TransferOutcome,
   TransferProgress,
   TransferRequest,
+  TransferBeginAuthority,
 } from "../control/api.ts";
 import { CliError, EXIT, t } from "./messages.ts";
 
@@ -33,6 +34,8 @@ export interface TransferClientOptions {
   /** Cancels the transfer: the agent stops sending (the device keeps what it has). */
   signal?: AbortSignal;
   onProgress?: (p: TransferProgress) => void;
+  /** A technician's authority for the TransferBegin (pollkit token use). */
+  begin?: TransferBeginAuthority;
 }
 
 /** How a transfer ended: done with the agent's outcome, or cancelled through the signal. */
@@ -141,6 +144,7 @@ export class ControlClient {
   async transfer(deviceId: string, o: TransferClientOptions): Promise<TransferEnd> {
     const body: TransferRequest = { kind: o.kind, dataBase64: Buffer.from(o.data).toString("base64") };
     if (o.name !== undefined) body.name = o.name;
+    if (o.begin) body.begin = o.begin;
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${devicePath(deviceId)}/transfer`, {

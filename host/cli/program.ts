@@ -12,9 +12,12 @@ import { diagCommand } from "./commands/diag.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { rebootCommand } from "./commands/reboot.ts";
 import { chargeModeCommand } from "./commands/charge_mode.ts";
+import { registerCommissionCommands } from "./commands/commission.ts";
+import { registerTokenCommands } from "./commands/token.ts";
 import { statusCommand } from "./commands/status.ts";
 import { timeSyncCommand } from "./commands/time_sync.ts";
 import { uploadCommand } from "./commands/upload.ts";
+import { verifyResultArgText, verifyResultCommand, verifyResultDescription, verifyResultRegistryText } from "./commands/verify_result.ts";
 import { processContext, type CliContext } from "./context.ts";
 import { CliError, EXIT, exitCodeLines, langFromEnv, parseLang, setLang, t, type ExitCode, type Lang, type MessageKey } from "./messages.ts";
 
@@ -214,6 +217,16 @@ export function buildProgram(env: NodeJS.ProcessEnv, run: (work: (ctx: CliContex
     .action((o: { image: string; transferSize?: number; device?: string }, cmd: Command) =>
       run((ctx) => dfuCommand(ctx, { image: o.image, transferSize: o.transferSize, device: o.device }), cmd),
     );
+
+  program
+    .command("verify-result")
+    .description(verifyResultDescription())
+    .argument("<file>", verifyResultArgText())
+    .option("--registry <file>", verifyResultRegistryText())
+    .action((file: string, o: { registry?: string }, cmd: Command) => run((ctx) => verifyResultCommand(ctx, file, { registry: o.registry }), cmd));
+
+  registerCommissionCommands(program, run);
+  registerTokenCommands(program, run, env);
 
   return program;
 }

@@ -15,6 +15,11 @@
 // another transfer), 504 device did not answer, 502 device answered with an error, 400 bad
 // request, 413 body too large. Once a transfer's event stream has started, a failure is its
 // `error` event, carrying the status it would have had.
+//
+// Technician authority: the agent is an untrusted relay and never signs. A command signed by the
+// technician's CLI carries `id` (>= SIGNED_COMMAND_ID_MIN: the signature covers it, so the agent
+// sends it with that id) and `authority` (base64 of an encoded Authority); a transfer carries the
+// signed TransferBegin's id and authority in `begin`. The agent passes both through unchanged.
 
 import type { Health } from "../../protocol/generated/device_codec.ts";
 
@@ -70,10 +75,24 @@ export interface DeviceDetail extends DeviceSummary {
   log: string[];
 }
 
+/** Command ids the technician's CLI picks for signed commands; the agent's own stay below. */
+export const SIGNED_COMMAND_ID_MIN = 0x80000000;
+
 export interface CommandRequest {
-  /** One member of the Command oneof in protobufjs JSON form, e.g. { "diagnostics": {} }. */
+  /**
+   * One member of the Command oneof in protobufjs JSON form, e.g. { "diagnostics": {} }; a signed
+   * command adds "id" (>= SIGNED_COMMAND_ID_MIN) and "authority" (base64).
+   */
   command: Record<string, unknown>;
   timeoutMs?: number;
+}
+
+/** The technician's authority for the TransferBegin of a transfer (see TransferRequest.begin). */
+export interface TransferBeginAuthority {
+  /** The command id the TransferBegin was signed with (>= SIGNED_COMMAND_ID_MIN). */
+  id: number;
+  /** The encoded Authority, base64. */
+  authorityBase64: string;
 }
 
 /** CommandResult in protobufjs JSON form (longs as numbers, enums as numbers). */
@@ -105,6 +124,11 @@ export interface TransferRequest {
   name?: string;
   /** The bytes to send, base64 (standard alphabet, padded). */
   dataBase64: string;
+  /**
+   * The technician's signature on the TransferBegin the agent sends: { kind, total_bytes = the
+   * data's length, sha256 of the data, name } with this id. Absent: the begin goes unsigned.
+   */
+  begin?: TransferBeginAuthority;
 }
 
 /** `event: progress`: bytes the device has confirmed so far, of `total`. */

@@ -9,13 +9,22 @@ import { importRegistry } from "./registry/registry.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { startOpsWeb, type OpsWeb } from "./web/server.ts";
 import { scheduleReports, type ReportSchedule } from "./reports/maintenance.ts";
+import { commissionKeyHex, ElectionImportError, importElection } from "./election/election.ts";
+import { RESULT_DEADLINE_MS } from "./views/stations.ts";
 
 export interface OpsConfig {
   mqtt: { url: string; shared?: string; username?: string; password?: string };
   store: { path: string };
   /** Provisioning file (JSON or CSV) imported at start; later imports add or update devices. */
   registry?: string;
-  web: { host: string; port: number; lang: "en" | "ar" };
+  /** Election definitions (a file or a directory, see election/election.ts) imported at start. */
+  election?: string;
+  /** The commission's P-256 public key (X || Y hex): signed definitions must verify against it. */
+  commissionKeyHex: string | null;
+  /** `importToken` allows POST /api/elections with "Authorization: Bearer <token>". */
+  web: { host: string; port: number; lang: "en" | "ar"; importToken: string | null };
+  /** A station's result must arrive this long after its close (default 6 h), else "result overdue". */
+  resultDeadlineMs: number;
   reports: { everyMs: number; outDir: string };
   /** Health report interval the fleet is configured with (for "silent" alerts). */
   healthIntervalMs: number;
@@ -44,6 +53,20 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
   const lang = web.lang ?? "en";
   if (lang !== "en" && lang !== "ar") throw new OpsConfigError('web.lang must be "en" or "ar"');
   const everyMs = reports.everyMs ?? 3600000;
+  let commissionKey: string | null = null;
+  if (c.commissionKey !== undefined) {
+    if (typeof c.commissionKey !== "string") throw new OpsConfigError("commissionKey must be the commission's public key in hex");
+    try {
+      commissionKey = commissionKeyHex(c.commissionKey);
+    } catch (e) {
+      throw new OpsConfigError(`commissionKey: ${(e as Error).message}`);
+    }
+  }
+  const deadline = c.resultDeadlineMs ?? RESULT_DEADLINE_MS;
+  if (typeof deadline !== "number" || !Number.isFinite(deadline) || deadline < 0) throw new OpsConfigError("resultDeadlineMs must be a number of milliseconds");
+  if (web.importToken !== undefined && (typeof web.importToken !== "string" || web.importToken.length < 16)) {
+    throw new OpsConfigError("web.importToken must be a string of at least 16 characters");
+  }
   if (typeof everyMs !== "number" || everyMs < 1000) throw new OpsConfigError("reports.everyMs must be at least 1000");
   return {
     mqtt: {
@@ -54,7 +77,10 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
     },
     store: { path: rel(store.path) },
     registry: typeof c.registry === "string" ? rel(c.registry) : undefined,
-    web: { host: typeof web.host === "string" ? web.host : "127.0.0.1", port, lang },
+    election: typeof c.election === "string" ? rel(c.election) : undefined,
+    commissionKeyHex: commissionKey,
+    web: { host: typeof web.host === "string" ? web.host : "127.0.0.1", port, lang, importToken: typeof web.importToken === "string" ? web.importToken : null },
+    resultDeadlineMs: deadline,
     reports: { everyMs, outDir: rel(typeof reports.outDir === "string" ? reports.outDir : "reports") },
     healthIntervalMs: typeof c.healthIntervalMs === "number" ? c.healthIntervalMs : 60000,
   };
@@ -84,6 +110,15 @@ export async function startOps(config: OpsConfig): Promise<RunningOps> {
   mkdirSync(config.reports.outDir, { recursive: true });
   const store = new SqliteOpsStore(config.store.path);
   if (config.registry) importRegistry(store, config.registry);
+  if (config.election) {
+    try {
+      importElection(store, config.election, { commissionKeyHex: config.commissionKeyHex });
+    } catch (e) {
+      store.close();
+      if (e instanceof ElectionImportError) throw new OpsConfigError(`election: ${e.message}`);
+      throw e;
+    }
+  }
   const ingest = new Ingest({
     url: config.mqtt.url,
     store,
@@ -97,6 +132,10 @@ export async function startOps(config: OpsConfig): Promise<RunningOps> {
     port: config.web.port,
     lang: config.web.lang,
     alertOptions: { healthIntervalMs: config.healthIntervalMs },
+    resultDeadlineMs: config.resultDeadlineMs,
+    sharedStore: config.mqtt.shared !== undefined,
+    commissionKeyHex: config.commissionKeyHex,
+    importToken: config.web.importToken,
   });
   await ingest.start();
   const reports = scheduleReports({ store, everyMs: config.reports.everyMs, outDir: config.reports.outDir, lang: config.web.lang, alertOptions: { healthIntervalMs: config.healthIntervalMs } });

@@ -591,12 +591,20 @@ export class DeviceSession {
    */
   command(body: Record<string, unknown>, timeoutMs?: number): Promise<CommandReply> {
     if (this._state === "closed") return Promise.reject(new CommandError("closed", `session ${this.describe()} is closed`));
-    const names = Object.keys(body).filter((k) => k !== "authority" && body[k] !== undefined);
+    const names = Object.keys(body).filter((k) => k !== "authority" && k !== "id" && body[k] !== undefined);
     if (names.length !== 1 || !COMMAND_BODIES.includes(names[0]!)) {
       return Promise.reject(new TypeError(`a command needs exactly one of ${COMMAND_BODIES.join(", ")}; got ${names.join(", ") || "none"}`));
     }
     const name = names[0]!;
-    const id = this.allocId();
+    // A command signed by a technician covers its id: it travels with the id it was signed with.
+    const given = body.id;
+    if (given !== undefined && (typeof given !== "number" || !Number.isInteger(given) || given < 1 || given > 0xffffffff)) {
+      return Promise.reject(new TypeError(`bad command id ${String(given)}: an integer from 1 to 2^32-1`));
+    }
+    if (typeof given === "number" && this.pending.has(given)) {
+      return Promise.reject(new TypeError(`command id ${given} is already waiting for an answer`));
+    }
+    const id = typeof given === "number" ? given : this.allocId();
     const command = { ...body, id };
     const invalid = CommandType.verify(command);
     if (invalid !== null) return Promise.reject(new TypeError(`bad ${name} command: ${invalid}`));

@@ -18,7 +18,9 @@ const store: SessionStore = { put: (items) => items.length, highestSeq: () => 0 
 
 async function connected(serial: string) {
   const dir = mkdtempSync(join(tmpdir(), "pollkit-xfer-"));
-  const dev = await runDevice({ serial, role: "verification", link: join(dir, "d.tty") });
+  // A bare rig without data flash: no signed-artifact sinks, so any bytes can be sent (the transfer
+  // protocol is under test here, not the authority).
+  const dev = await runDevice({ serial, role: "verification", link: join(dir, "d.tty"), device: { dataFlashPages: 0 } });
   const transport = new SerialTransport({ paths: [dev.hostPath], scanIntervalMs: 100 });
   const sessions: DeviceSession[] = [];
   const ready = (): Promise<DeviceSession> =>

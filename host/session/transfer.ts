@@ -21,6 +21,8 @@ export interface TransferOptions {
   onProgress?: (sent: number, total: number) => void;
   /** Stops the transfer before its next batch of chunks (the device keeps what it has). */
   signal?: AbortSignal;
+  /** A technician's authority for TransferBegin, signed over the Command with this id. */
+  begin?: { id: number; authority: Uint8Array };
 }
 
 export interface TransferOutcome {
@@ -64,7 +66,10 @@ export async function sendTransfer(session: DeviceSession, o: TransferOptions): 
 
   let confirmed = 0;
   checkAbort();
-  const begin = await ask({ transferBegin: { kind: o.kind, totalBytes: total, name: o.name ?? "", sha256: createHash("sha256").update(o.data).digest() } });
+  const begin = await ask({
+    transferBegin: { kind: o.kind, totalBytes: total, name: o.name ?? "", sha256: createHash("sha256").update(o.data).digest() },
+    ...(o.begin ? { id: o.begin.id, authority: o.begin.authority } : {}),
+  });
   if ((begin.status ?? 0) !== 0) throw new TransferError("refused", `device refused the transfer: ${begin.message ?? "status " + begin.status}`);
   let next = begin.transfer?.receivedBytes ?? 0; // a resumed transfer starts where the device is
   confirmed = next;

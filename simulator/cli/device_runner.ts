@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { createPtyPair, type PtyPair } from "../pty/pty_pair.ts";
 import { openSerialByteLink, type SerialByteLink, type SerialByteLinkOptions } from "../pty/serial_link.ts";
-import { SimDevice } from "../device/sim_device.ts";
+import { SimDevice, type SimDeviceOptions } from "../device/sim_device.ts";
 import type { ByteLink } from "../../device/platform/platform.ts";
 
 export interface RunningDevice {
@@ -27,6 +27,8 @@ export interface DeviceRunnerOptions {
   healthIntervalMs?: number;
   wallMs?: number;
   onLog?: (line: string) => void;
+  /** More SimDevice options (commission key, battery, data flash size...). */
+  device?: Partial<SimDeviceOptions>;
   /** Options for the device end's serial link (e.g. UART pacing: bytesPerSecond, receiveBytesPerSecond). */
   linkOptions?: SerialByteLinkOptions;
 }
@@ -71,6 +73,7 @@ export async function runDevice(o: DeviceRunnerOptions): Promise<RunningDevice> 
     healthIntervalMs: o.healthIntervalMs,
     wallMs: o.wallMs ?? Date.now(),
     onLog: o.onLog,
+    ...o.device,
   });
   await new Promise<void>((resolve) => device.powerOn(undefined, resolve));
   return {

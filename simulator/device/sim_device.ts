@@ -5,7 +5,9 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Firmware } from "../../device/core/firmware.ts";
+import type { Firmware } from "../../device/core/firmware.ts";
+import { DeviceFirmware } from "../../device/roles/all_roles.ts";
+import { chooseFirmware, markBootAttempt } from "./boot_loader.ts";
 import { createNodePlatform, type NodePlatform } from "../../device/targets/node/node_platform.ts";
 import type { ByteLink, Screen } from "../../device/platform/platform.ts";
 import { SimFlash } from "../models/flash.ts";
@@ -13,6 +15,11 @@ import { SimI2cBus } from "../models/i2c_bus.ts";
 import { Atecc608Model, type Atecc608State } from "../models/atecc608.ts";
 import { realTimers, type SimTimers, type VirtualClock } from "../clock/timers.ts";
 import { RebootReason, Role } from "../../protocol/generated/device_codec.ts";
+import { PowerPlant, type PowerPlantOptions } from "../models/power_plant.ts";
+import { FingerprintModuleModel } from "../models/fingerprint_module.ts";
+import { Pn532Model, PN532_I2C_ADDRESS } from "../models/pn532.ts";
+import { ThermalPrinterModel } from "../models/thermal_printer.ts";
+import { BallotScannerModel } from "../models/ballot_scanner.ts";
 
 export const FIRMWARE_VERSION = "1.0.0";
 
@@ -37,6 +44,13 @@ export interface SimDeviceOptions {
   onScreen?: (s: Screen) => void;
   /** The firmware to run: the TypeScript source by default, or a built bundle's Firmware. */
   firmwareClass?: typeof Firmware;
+  /** The cell and the charger (false: no power hardware fitted, as on a bench supply). */
+  power?: Omit<PowerPlantOptions, "now"> | false;
+  /** Data flash size (0: none fitted: no signed data, no authority checks, as on a bare test rig). */
+  dataFlashPages?: number;
+  dataFlashPageSize?: number;
+  /** The commission's public key (X || Y) written at provisioning. */
+  commissionKey?: Uint8Array;
 }
 
 /** A link view for one boot: callbacks of an earlier boot are dropped on reboot. */
@@ -71,8 +85,20 @@ class BootLink implements ByteLink {
 
 export class SimDevice {
   readonly flash: SimFlash;
+  /** Commission-signed data, the role's log, firmware slots (null: none fitted). */
+  readonly dataFlash: SimFlash | null;
   readonly bus = new SimI2cBus();
   readonly se: Atecc608Model;
+  /** Battery, charger and fuel gauge; null when not fitted. */
+  readonly power: PowerPlant | null;
+  /** Verification device: the fingerprint module on its UART and the card reader on I2C. */
+  readonly fingerprint: FingerprintModuleModel | null = null;
+  readonly cardReader: Pn532Model | null = null;
+  /** Result acceleration device: the ballot scanner and the receipt printer on their UARTs. */
+  readonly scanner: BallotScannerModel | null = null;
+  readonly printer: ThermalPrinterModel | null = null;
+  /** Timers of the chip models: they keep running across the firmware's reboots. */
+  private readonly modelTimers: SimTimers;
   firmware: Firmware | null = null;
   platform: NodePlatform | null = null;
   boots = 0;
@@ -93,6 +119,24 @@ export class SimDevice {
     if (seFile && existsSync(seFile)) seState = JSON.parse(readFileSync(seFile, "utf8")) as Atecc608State;
     this.se = new Atecc608Model({ now: () => this.monoNow(), state: seState, randomBytes: options.randomBytes });
     this.bus.attach(0x60, this.se);
+    const dataFile = options.stateDir ? join(options.stateDir, "data_flash.bin") : null;
+    this.dataFlash =
+      options.dataFlashPages === 0
+        ? null
+        : dataFile && existsSync(dataFile)
+          ? SimFlash.loadFrom(dataFile)
+          : new SimFlash({ pageSize: options.dataFlashPageSize ?? 4096, pageCount: options.dataFlashPages ?? 1024 });
+    this.modelTimers = options.clock ? options.clock.timers() : realTimers();
+    this.power = options.power === false ? null : new PowerPlant({ ...options.power, now: () => this.monoNow() });
+    this.power?.attach(this.bus);
+    if (options.role === "verification") {
+      this.fingerprint = new FingerprintModuleModel({ timers: this.modelTimers });
+      this.cardReader = new Pn532Model({ now: () => this.monoNow() });
+      this.bus.attach(PN532_I2C_ADDRESS, this.cardReader);
+    } else {
+      this.scanner = new BallotScannerModel({ timers: this.modelTimers });
+      this.printer = new ThermalPrinterModel({ timers: this.modelTimers });
+    }
     this.wallBase = options.wallMs ?? 0;
     this.wallSetAt = this.monoNow();
     options.hostLink.onData((d) => this.bootLink?.deliver(d));
@@ -127,6 +171,7 @@ export class SimDevice {
         serial: o.serial,
         hardwareModel: o.role === "verification" ? "pollkit-vvd-sim" : "pollkit-rad-sim",
         role: o.role === "verification" ? Role.VERIFICATION : Role.RESULT_ACCELERATION,
+        commissionKey: o.commissionKey,
       },
       timers: this.timers,
       clock: {
@@ -139,6 +184,12 @@ export class SimDevice {
       hostLink: this.bootLink,
       i2c: this.bus,
       flash: this.flash,
+      dataFlash: this.dataFlash ?? undefined,
+      uarts: {
+        fingerprint: this.fingerprint?.uart,
+        scanner: this.scanner?.uart,
+        printer: this.printer?.uart,
+      },
       resetCause: reason,
       onReboot: (r) => {
         this.powerOff();
@@ -149,21 +200,37 @@ export class SimDevice {
       onScreen: o.onScreen,
       random32: o.random32,
     });
-    const FirmwareClass = o.firmwareClass ?? Firmware;
-    this.firmware = new FirmwareClass({
-      platform: this.platform,
-      firmwareVersion: FIRMWARE_VERSION,
-      healthIntervalMs: o.healthIntervalMs,
-      linkResendMs: o.linkResendMs,
-    });
-    this.firmware.start(() => {
-      this.persist();
-      cb?.();
-    });
+    this.power?.setLoad(120);
+    // The boot loader: the built-in firmware, or an application image from a firmware slot (on
+    // trial after an update, rolled back if it fails to start or never confirms itself).
+    const choice = chooseFirmware(this.dataFlash ?? undefined, { firmwareClass: o.firmwareClass ?? DeviceFirmware, version: FIRMWARE_VERSION });
+    for (const n of choice.notes) o.onLog?.(`boot loader: ${n}`);
+    try {
+      this.firmware = new choice.firmwareClass({
+        platform: this.platform,
+        firmwareVersion: choice.version,
+        healthIntervalMs: o.healthIntervalMs,
+        linkResendMs: o.linkResendMs,
+      });
+      this.firmware.start(() => {
+        this.persist();
+        cb?.();
+      });
+    } catch (e) {
+      // An image that cannot start is a failed trial: back to the previous firmware.
+      if (this.dataFlash !== null && markBootAttempt(this.dataFlash, false)) {
+        o.onLog?.(`boot loader: firmware ${choice.version} failed to start (${e instanceof Error ? e.message : String(e)}): rolled back`);
+        this.powerOff();
+        setImmediate(() => this.powerOn(RebootReason.FIRMWARE_UPDATE, cb));
+        return;
+      }
+      throw e;
+    }
   }
 
   /** Cuts power: timers stop, the link goes quiet, RAM is lost; flash keeps what was written. */
   powerOff(): void {
+    this.power?.setLoad(0);
     this.timers?.cancelAll();
     this.bootLink?.detach();
     this.se.powerCycle();
@@ -180,6 +247,7 @@ export class SimDevice {
     if (!dir) return;
     mkdirSync(dir, { recursive: true });
     this.flash.saveTo(join(dir, "flash.bin"));
+    this.dataFlash?.saveTo(join(dir, "data_flash.bin"));
     writeFileSync(join(dir, "secure_element.json"), JSON.stringify(this.se.exportState()));
   }
 }

@@ -12,12 +12,18 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { MAINTENANCE_CSV_HEADER } from "../../host/ops/reports/maintenance.ts";
 import { SqliteOpsStore } from "../../host/ops/store/sqlite_store.ts";
 import { startOpsWeb, type OpsWeb } from "../../host/ops/web/server.ts";
-import { health, seedFleet } from "./fixture.ts";
+import { parseElectionFile, storeElections } from "../../host/ops/election/election.ts";
+import { verifySignedResults } from "../../host/ops/export/signed_results.ts";
+import { makeRecord, payload, RecordKind } from "../../host/ops/testing/signed.ts";
+import { FIXTURE_ELECTION, health, seedElection, seedFleet, type ElectionFixture } from "./fixture.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SKIP = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (Debian package chromium; scripts/setup.sh installs it)`;
 const SHOTS = new URL("../../artifacts/screenshots/", import.meta.url).pathname;
 const DEVICES = 300;
+const STATIONS_VOTING = 40;
+
+type Doc = { document: { querySelector(s: string): { textContent: string | null; getAttribute(n: string): string | null; className: string } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string | null; className: string }>; documentElement: { dir: string } } };
 
 describe("operations dashboard in chromium", { skip: SKIP }, () => {
   let dir: string;
@@ -27,11 +33,15 @@ describe("operations dashboard in chromium", { skip: SKIP }, () => {
   let page: Page;
   const ingest = new EventEmitter();
   const nowMs = Date.now();
+  let election: ElectionFixture;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "opsweb-"));
     store = new SqliteOpsStore(join(dir, "ops.sqlite"));
-    seedFleet(store, DEVICES, nowMs, { historySamples: 60, historyDevices: 20 });
+    const fleet = seedFleet(store, DEVICES, nowMs, { historySamples: 60, historyDevices: 20 });
+    // Polls closed 7 hours ago: stations without a result are past the 6-hour deadline.
+    election = seedElection(store, fleet, STATIONS_VOTING, nowMs - 7 * 3_600_000);
+    storeElections(store, parseElectionFile(Buffer.from(JSON.stringify({ ...FIXTURE_ELECTION, polls_close_ms: election.closeMs })), "election.json"));
     web = await startOpsWeb({ store, ingest, port: 0 });
     // A fresh user data dir per run (playwright takes it as launchPersistentContext's argument).
     context = await chromium.launchPersistentContext(join(dir, "profile"), {
@@ -131,13 +141,139 @@ describe("operations dashboard in chromium", { skip: SKIP }, () => {
     await page.waitForFunction(() => (globalThis as unknown as { document: { documentElement: { dir: string } } }).document.documentElement.dir === "ltr");
   });
 
-  it("shows alerts and the turnout stub", async () => {
+  it("shows alerts, the new power and result-overdue ones among them", async () => {
     await page.click("#tab-alerts");
     await page.waitForSelector("#alerts-list tr[data-alert]");
-    assert.match((await page.textContent("#alerts-list")) ?? "", /battery low/);
-    await page.click("#tab-turnout");
-    assert.equal((await page.textContent("#turnout-note"))?.trim(), "no turnout or results reported yet");
+    const text = (await page.textContent("#alerts-list")) ?? "";
+    assert.match(text, /battery low/);
+    assert.match(text, /ageing cell: state of health 76 %/);
+    assert.match(text, new RegExp(`station ${election.missingResult[0]}: no result 7(\\.0)? h after close`));
+    // A station's alert opens the station.
+    await page.click(`#alerts-list td[data-station="${election.missingResult[0]}"] button`);
+    await page.waitForSelector("#station #station-alerts");
+    assert.match((await page.textContent("#station-alerts")) ?? "", /hand count/);
+    await page.click("#station-close");
+    // The fleet shows each battery's state of health and cycles; an ageing cell stands out.
     await page.click("#tab-fleet");
+    const ageing = page.locator('#fleet-body tr[data-device="RAD-000004"] td[data-col="soh"]');
+    assert.equal((await ageing.textContent())?.trim(), "76 %");
+    assert.match((await ageing.getAttribute("class")) ?? "", /warn/);
+    assert.match((await page.textContent('#fleet-body tr[data-device="RAD-000004"]')) ?? "", /640/);
+  });
+
+  it("turnout per station, with totals per governorate and office", async () => {
+    await page.click("#tab-turnout");
+    await page.waitForSelector("#turnout-body tr");
+    assert.equal(await page.locator("#turnout-body tr").count(), STATIONS_VOTING);
+    const api = (await (await fetch(`${web.url}/api/turnout?q=${election.stations[1]}`)).json()) as { rows: Array<{ verified: number; exempted: number }> };
+    const row = page.locator(`#turnout-body tr[data-station="${election.stations[1]}"] td`);
+    assert.equal((await row.nth(4).textContent())?.trim(), String(api.rows[0].verified));
+    assert.equal((await row.nth(5).textContent())?.trim(), String(api.rows[0].exempted));
+    assert.match((await page.textContent("#turnout-grid tr.total")) ?? "", /total/);
+  });
+
+  it("results view: option names, totals summed per option, a conflicting result flagged", async () => {
+    await page.click("#tab-results");
+    await page.waitForSelector("#results-body tr");
+    const caption = await page.locator('#results-totals table[data-contest="council"] caption').textContent();
+    assert.equal(caption?.trim(), "Provincial council (council)");
+    // List A nationally: the sum over the stations' results (the first one where two conflict).
+    let listA = 0;
+    const totals = (await (await fetch(`${web.url}/api/results`)).json()) as { totals: { contests: Array<{ contestId: string; options: Array<{ votes: number }> }> }; rows: Array<{ contests: Array<{ contestId: string; options: Array<{ votes: number }> }> }> };
+    for (const r of totals.rows) listA += r.contests.find((c) => c.contestId === "council")?.options[0].votes ?? 0;
+    const cell = page.locator('#results-totals table[data-contest="council"] tbody tr').first().locator("td").nth(1);
+    assert.equal((await cell.textContent())?.trim(), String(listA));
+    assert.equal(totals.totals.contests.find((c) => c.contestId === "council")?.options[0].votes, listA);
+    const conflict = page.locator(`#results-body tr[data-station="${election.conflicts[0]}"]`);
+    assert.match((await conflict.getAttribute("class")) ?? "", /flagged/);
+    assert.match((await conflict.textContent()) ?? "", /conflicting signed results/);
+    await page.evaluate("window.scrollTo(0, 0)");
+    await page.screenshot({ path: join(SHOTS, "dashboard-results-en.png"), fullPage: false });
+  });
+
+  it("reconciliation view: a disagreement and a missing result are flagged", async () => {
+    await page.click("#tab-reconciliation");
+    await page.waitForSelector("#recon-body tr");
+    const bad = page.locator(`#recon-body tr[data-station="${election.mismatched[0]}"]`);
+    assert.equal(await bad.getAttribute("data-status"), "mismatch");
+    assert.match((await bad.getAttribute("class")) ?? "", /flagged/);
+    assert.equal((await bad.locator(".rs").textContent())?.trim(), "disagree");
+    assert.equal((await bad.locator("td").nth(8).textContent())?.trim(), "+2");
+    const missing = page.locator(`#recon-body tr[data-station="${election.missingResult[0]}"]`);
+    assert.equal(await missing.getAttribute("data-status"), "missing-result");
+    const good = page.locator(`#recon-body tr[data-station="${election.stations[0]}"]`);
+    assert.equal(await good.getAttribute("data-status"), "match");
+    assert.doesNotMatch((await good.getAttribute("class")) ?? "", /flagged/);
+    await page.check("#s-flagged");
+    await page.waitForFunction(() => {
+      const d = (globalThis as unknown as Doc).document;
+      const rows = Array.from(d.querySelectorAll("#recon-body tr"));
+      return rows.length > 0 && rows.every((r) => r.className.includes("flagged"));
+    });
+    const flagged = await page.locator("#recon-body tr").count();
+    assert.equal(flagged, election.mismatched.length + election.missingResult.length + election.conflicts.length);
+    await page.uncheck("#s-flagged");
+    await page.waitForFunction((n) => (globalThis as unknown as Doc).document.querySelectorAll("#recon-body tr").length === n, STATIONS_VOTING);
+    await page.evaluate("window.scrollTo(0, 0)");
+    await page.screenshot({ path: join(SHOTS, "dashboard-reconciliation-en.png"), fullPage: false });
+  });
+
+  it("a result arriving now updates the reconciliation live, without a reload", async () => {
+    await page.evaluate("window.__noReload = 2");
+    const station = election.missingResult[0];
+    const rad = election.rad.get(station);
+    const vvdTurnout = (await (await fetch(`${web.url}/api/turnout?q=${station}`)).json()) as { rows: Array<{ admitted: number }> };
+    assert.ok(rad);
+    const admitted = vvdTurnout.rows[0].admitted;
+    const t = election.closeMs + 3_600_000;
+    const bytes = makeRecord(rad, RecordKind.RESULT, payload.result({ electionId: "GE-2026", stationId: station, closedMs: election.closeMs, ballotsCounted: admitted, contests: [{ contestId: "council", votes: [admitted, 0, 0] }, { contestId: "mayor", votes: [admitted, 0] }], verifiedVoters: admitted, verifiedVotersKnown: true }), t);
+    const rec = { deviceId: rad.deviceId, seq: rad.nextSeq - 1, prevSeq: rad.prevSeq - 1, timeMs: t, kind: RecordKind.RESULT, bytes, receivedMs: Date.now(), site: rad.entry.site };
+    store.putRecords([rec]);
+    ingest.emit("records", [rec]);
+    await page.waitForSelector(`#recon-body tr[data-station="${station}"][data-status="match"]`, { timeout: 5000 });
+    assert.equal(await page.evaluate("window.__noReload"), 2, "the page did not reload");
+  });
+
+  it("opens a station: hourly turnout, rejections by reason, both signed results", async () => {
+    await page.click(`#recon-body tr[data-station="${election.conflicts[0]}"] button`);
+    await page.waitForSelector("#station #hourly svg rect");
+    assert.equal(await page.locator("#hourly svg rect").count(), 5, "four hourly reports and the final one");
+    assert.match((await page.textContent("#station-reasons")) ?? "", /fingerprint did not match/);
+    assert.equal(await page.locator("#station-versions tbody tr").count(), 2);
+    assert.match(page.url(), new RegExp(`sid=${election.conflicts[0]}`));
+    await page.click("#station-close");
+    await page.waitForSelector("#station", { state: "hidden" });
+  });
+
+  it("reconciliation in Arabic, right to left", async () => {
+    await page.click('#lang button[data-lang="ar"]');
+    await page.waitForFunction(() => (globalThis as unknown as Doc).document.documentElement.dir === "rtl");
+    assert.equal((await page.textContent("#tab-reconciliation"))?.trim(), "المطابقة");
+    assert.equal((await page.textContent("#recon-heading"))?.trim(), "المطابقة: الناخبون المقبولون مقابل الأوراق المعدودة");
+    const bad = page.locator(`#recon-body tr[data-station="${election.mismatched[0]}"] .rs`);
+    await bad.filter({ hasText: "غير متطابق" }).waitFor({ timeout: 5000 });
+    await page.evaluate("window.scrollTo(0, 0)");
+    await page.screenshot({ path: join(SHOTS, "dashboard-reconciliation-ar.png"), fullPage: false });
+    const p2 = await context.newPage();
+    await p2.goto(`${web.url}/?lang=ar&tab=results`);
+    assert.equal(await p2.getAttribute("html", "dir"), "rtl");
+    await p2.waitForSelector("#results-body tr");
+    assert.match((await p2.textContent(`#results-body tr[data-station="${election.conflicts[0]}"]`)) ?? "", /نتائج موقّعة متعارضة/);
+    await p2.screenshot({ path: join(SHOTS, "dashboard-results-ar.png") });
+    await p2.close();
+    await page.click('#lang button[data-lang="en"]');
+    await page.waitForFunction(() => (globalThis as unknown as Doc).document.documentElement.dir === "ltr");
+    await page.click("#tab-fleet");
+  });
+
+  it("exports the signed results, which verify on their own", async () => {
+    const text = await (await fetch(`${web.url}/api/export/results.signed.json`)).text();
+    const outcomes = verifySignedResults(text, store.devices());
+    assert.equal(outcomes.length, STATIONS_VOTING - election.missingResult.length + election.conflicts.length + 1);
+    assert.ok(outcomes.every((o) => o.ok && o.keyChecked), JSON.stringify(outcomes.filter((o) => !o.ok).slice(0, 2)));
+    const csv = await (await fetch(`${web.url}/api/export/results.csv`)).text();
+    assert.match(csv.split("\r\n")[0], /^station,governorate,office,device,record_seq,election,contest,contest_name,option_number,option,votes/);
+    assert.match(csv, /,council,Provincial council,1,List A,/);
   });
 
   it("downloads the maintenance report CSV with its header", async () => {

@@ -1,9 +1,11 @@
 // A deterministic fleet for the dashboard's tests and benchmark: governorates, offices, stations
 // with a VVD and a RAD each, health samples covering every status (ready, charging, faulty, silent),
-// low batteries, storage-mode batteries out of their window and journal backlogs.
+// low batteries, storage-mode batteries out of their window, ageing cells and journal backlogs;
+// and an election day over the first stations (seedElection).
 
 import { SqliteOpsStore } from "../../host/ops/store/sqlite_store.ts";
-import type { HealthSample, OpsStore, RegisteredDevice } from "../../host/ops/store/store.ts";
+import type { HealthSample, OpsStore, RegisteredDevice, StoredRecord } from "../../host/ops/store/store.ts";
+import { makeRecord, payload, RecordKind, testDevice, type TestDevice } from "../../host/ops/testing/signed.ts";
 
 export const GOVERNORATES = ["Baghdad", "Basra", "Nineveh", "Erbil", "Najaf", "Karbala", "Kirkuk", "Diyala", "Anbar", "Babil"];
 const OFFICES_PER_GOV = 6;
@@ -21,6 +23,9 @@ export function health(p: {
   chargerFaults?: number;
   peripheralFaults?: number;
   backlog?: number;
+  sohPermille?: number;
+  cycles?: number;
+  powerAlarms?: number;
 }): Record<string, number> {
   return {
     batteryMv: p.mv ?? 3900,
@@ -38,6 +43,10 @@ export function health(p: {
     clockMs: 0,
     chargeMode: p.chargeMode ?? 1,
     errorCount: 0,
+    cycleCount: p.cycles ?? 42,
+    stateOfHealthPermille: p.sohPermille ?? 960,
+    dischargePermillePerHour: -8,
+    powerAlarms: p.powerAlarms ?? 0,
   };
 }
 
@@ -80,6 +89,7 @@ export function seedFleet(store: OpsStore, n: number, nowMs: number, opts: { his
     else if (kind === 11) h = health({ peripheralFaults: 1 << 5 }); // fingerprint failed
     else if (kind === 13) h = health({ chargeMode: 2, socPermille: 720 }); // storage, above window
     else if (kind === 15) h = health({ backlog: 250 });
+    else if (kind === 9) h = health({ sohPermille: 760, cycles: 640, powerAlarms: 1 << 7 }); // ageing cell
     else h = health({ socPermille: 500 + ((i * 37) % 500), mv: 3700 + ((i * 13) % 450) });
     const at = nowMs - seenAgo;
     if (i < historyDevices) {
@@ -97,4 +107,116 @@ export function seedFleet(store: OpsStore, n: number, nowMs: number, opts: { his
   if (store instanceof SqliteOpsStore) store.transaction(write);
   else write();
   return { devices, nowMs };
+}
+
+// --- an election day: turnout, results and reconciliation --------------------------------------
+
+export interface ElectionFixture {
+  closeMs: number;
+  stations: string[];
+  /** Stations whose counted ballots disagree with the voters admitted. */
+  mismatched: string[];
+  /** Stations whose VVD sent its final report and whose RAD sent nothing. */
+  missingResult: string[];
+  /** Stations with two different signed results. */
+  conflicts: string[];
+  /** Per station, its RAD as a signing test device (to add records later). */
+  rad: Map<string, TestDevice>;
+  vvd: Map<string, TestDevice>;
+}
+
+export const FIXTURE_ELECTION = {
+  election_id: "GE-2026",
+  name: "General election 2026",
+  contests: [
+    { id: "council", name: "Provincial council", options: ["List A", "List B", "List C"] },
+    { id: "mayor", name: "Mayor", options: ["Candidate 1", "Candidate 2"] },
+  ],
+};
+
+/** The ballots of one station split over the options (deterministic). */
+export function stationVotes(i: number, ballots: number): { council: number[]; mayor: number[]; blank: number; invalid: number } {
+  const blank = i % 3;
+  const invalid = (i + 1) % 2;
+  const valid = ballots - blank - invalid;
+  const a = Math.floor(valid * 0.5);
+  const b = Math.floor(valid * 0.3);
+  const m1 = Math.floor(valid * 0.6);
+  return { council: [a, b, valid - a - b], mayor: [m1, valid - m1], blank, invalid };
+}
+
+/**
+ * Signed VVD and RAD records for the first `stations` stations of a seeded fleet (their devices get
+ * real P-256 keys in the registry): hourly turnout, the final report, the result; every 10th
+ * station from the 3rd disagrees (2 ballots more than voters), from the 5th has no result, from
+ * the 7th has a second, different signed result. Stored directly (as ingest would after verifying).
+ */
+export function seedElection(
+  store: OpsStore,
+  fleet: FleetFixture,
+  stations: number,
+  closeMs: number,
+  opts: { /** One key pair for every device (benchmarks: key generation costs about 1.4 ms a device). */ sharedKey?: boolean } = {},
+): ElectionFixture {
+  const out: ElectionFixture = { closeMs, stations: [], mismatched: [], missingResult: [], conflicts: [], rad: new Map(), vvd: new Map() };
+  const records: StoredRecord[] = [];
+  const registry: RegisteredDevice[] = [];
+  const put = (d: TestDevice, kind: number, p: Uint8Array, timeMs: number, receivedMs: number): void => {
+    const bytes = makeRecord(d, kind, p, timeMs);
+    records.push({ deviceId: d.deviceId, seq: d.nextSeq - 1, prevSeq: d.nextSeq - 2, timeMs, kind, bytes, receivedMs, site: d.entry.site });
+  };
+  let shared: TestDevice | null = null;
+  const device = (e: RegisteredDevice): TestDevice => {
+    if (!opts.sharedKey) return testDevice(e.deviceId, e);
+    shared ??= testDevice("shared", { role: "unknown" });
+    return { ...shared, deviceId: e.deviceId, entry: { ...e, publicKeyHex: shared.publicKeyHex }, nextSeq: 1, prevSeq: 0 };
+  };
+  for (let s = 0; s < stations && 2 * s + 1 < fleet.devices.length; s++) {
+    const vEntry = fleet.devices[2 * s];
+    const rEntry = fleet.devices[2 * s + 1];
+    const stationId = vEntry.stationId;
+    const vvd = device(vEntry);
+    const rad = device(rEntry);
+    registry.push(vvd.entry, rad.entry);
+    out.vvd.set(stationId, vvd);
+    out.rad.set(stationId, rad);
+    out.stations.push(stationId);
+    const register = 400 + ((s * 37) % 200);
+    const verified = Math.floor(register * (0.45 + (s % 5) * 0.05));
+    const exempted = s % 4;
+    const openMs = closeMs - 11 * 3_600_000;
+    for (let h = 1; h <= 4; h++) {
+      const at = openMs + h * 2 * 3_600_000;
+      const v = Math.floor((verified * h) / 4);
+      put(vvd, RecordKind.TURNOUT_HOURLY, payload.turnout({ stationId, electionId: "GE-2026", registerSize: register, verified: v, exempted: Math.min(exempted, h), rejected: h, rejectedByReason: [{ reason: 3, count: h }], periodEndMs: at }), at, at + 500);
+    }
+    put(vvd, RecordKind.TURNOUT_REPORT, payload.turnout({ stationId, electionId: "GE-2026", registerSize: register, verified, exempted, rejected: 5, rejectedByReason: [{ reason: 3, count: 4 }, { reason: 2, count: 1 }], periodEndMs: closeMs, final: true }), closeMs + 1000, closeMs + 2000);
+    const k = s % 10;
+    if (k === 5) {
+      out.missingResult.push(stationId);
+      continue;
+    }
+    const admitted = verified + exempted;
+    const ballots = k === 3 ? admitted + 2 : admitted;
+    if (k === 3) out.mismatched.push(stationId);
+    const v = stationVotes(s, ballots);
+    const result = (council: number[]): Uint8Array =>
+      payload.result({
+        electionId: "GE-2026", stationId, openedMs: openMs, closedMs: closeMs, ballotsCounted: ballots,
+        contests: [{ contestId: "council", votes: council, blank: v.blank, invalid: v.invalid }, { contestId: "mayor", votes: v.mayor, blank: v.blank, invalid: v.invalid }],
+        verifiedVoters: admitted, verifiedVotersKnown: true,
+      });
+    put(rad, RecordKind.RESULT, result(v.council), closeMs + 120_000, closeMs + 125_000 + s);
+    if (k === 7) {
+      out.conflicts.push(stationId);
+      put(rad, RecordKind.RESULT, result([v.council[1], v.council[0], v.council[2]]), closeMs + 900_000, closeMs + 905_000 + s);
+    }
+  }
+  const write = (): void => {
+    store.upsertDevices(registry);
+    store.putRecords(records);
+  };
+  if (store instanceof SqliteOpsStore) store.transaction(write);
+  else write();
+  return out;
 }

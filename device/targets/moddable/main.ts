@@ -22,7 +22,7 @@
 // Build-time settings: each POLLKIT_* name may be replaced by esbuild `define`; without it, a
 // global of that name (set by a module loaded before this one) is used, else the default.
 
-import { Firmware } from "../../core/firmware.ts";
+import { DeviceFirmware as Firmware } from "../../roles/all_roles.ts";
 import { createModdablePlatform, type ModdableTargetConfig } from "./platform.ts";
 
 declare const POLLKIT_SERIAL_PORT: number | undefined;

@@ -21,7 +21,7 @@
 //   5 record [kind, payload...] (test hook)   6 health report now
 // Replies to the host: [0] ok, or [1, text...] on an error.
 
-import { Firmware } from "../../core/firmware.ts";
+import { DeviceFirmware as Firmware } from "../../roles/all_roles.ts";
 import type { ByteLink, Platform, Screen } from "../../platform/platform.ts";
 
 declare const issueCommand: (msg: ArrayBuffer) => ArrayBuffer;

@@ -7,6 +7,8 @@ import { CliError, EXIT, t, type ExitCode } from "../messages.ts";
 import type { CliContext } from "../context.ts";
 import { enumLabel, enumNumber } from "../format.ts";
 import { renderTable } from "../format.ts";
+import { signCommand } from "../../commission/credentials.ts";
+import { commandToJson } from "../../commission/authorize.ts";
 
 export const CHARGE_MODES: Record<string, number> = { normal: 1, storage: 2, maintain: 3 };
 
@@ -46,7 +48,9 @@ export async function chargeModeCommand(
   const outcomes: Outcome[] = await Promise.all(
     ids.map(async (deviceId): Promise<Outcome> => {
       try {
-        const r = await ctx.client().command(deviceId, { setChargeMode: { mode } });
+        // Signed with the technician's token when one is in use (pollkit token use).
+        const s = signCommand(process.env, deviceId, { setChargeMode: { mode } }, ctx.now());
+        const r = await ctx.client().command(deviceId, s.signed ? commandToJson(s.command) : { setChargeMode: { mode } });
         const status = enumNumber("Status", r.status) ?? 0;
         return { deviceId, ok: status === 0, status: enumLabel("Status", status), message: typeof r.message === "string" ? r.message : "" };
       } catch (e) {

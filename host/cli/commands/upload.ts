@@ -2,12 +2,23 @@
 // agent's chunked transfer (POST /v1/devices/:id/transfer) and shows the device's progress: a bar
 // when stderr is a terminal, a line every 10 % otherwise, JSON lines on stdout with --json.
 // Ctrl-C cancels; the device keeps what it has, and the same command continues from there.
+// With a technician token in use (pollkit token use) the TransferBegin is signed here and the
+// agent sends it as it is (the device refuses transfers begun without authority).
 
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import cliProgress from "cli-progress";
-import { MAX_TRANSFER_DATA_BYTES, TRANSFER_KINDS, type TransferKindName, type TransferProgress } from "../../control/api.ts";
+import {
+  MAX_TRANSFER_DATA_BYTES,
+  TRANSFER_KINDS,
+  type TransferBeginAuthority,
+  type TransferKindName,
+  type TransferProgress,
+} from "../../control/api.ts";
+import type { TransferClientOptions } from "../client.ts";
 import type { CliContext } from "../context.ts";
+import { signCommand } from "../../commission/credentials.ts";
 import { enumLabel, formatBytes } from "../format.ts";
 import { CliError, EXIT, t, type ExitCode } from "../messages.ts";
 
@@ -59,7 +70,18 @@ function progressFor(ctx: CliContext, deviceId: string, size: number): Progress 
   };
 }
 
-export async function uploadCommand(ctx: CliContext, deviceId: string, file: string, o: UploadOptions): Promise<ExitCode> {
+/**
+ * The technician's signature on the TransferBegin the agent will send for this file (same kind,
+ * size, name and SHA-256), or undefined when no token is in use.
+ */
+export function signedBegin(env: NodeJS.ProcessEnv, deviceId: string, kind: TransferKindName, name: string, data: Uint8Array, now: number): TransferBeginAuthority | undefined {
+  const sha256 = new Uint8Array(createHash("sha256").update(data).digest());
+  const s = signCommand(env, deviceId, { transferBegin: { kind: TRANSFER_KINDS[kind], totalBytes: data.length, sha256, name } }, now);
+  if (!s.signed) return undefined;
+  return { id: s.command.id ?? 0, authorityBase64: Buffer.from(s.command.authority ?? new Uint8Array(0)).toString("base64") };
+}
+
+export async function uploadCommand(ctx: CliContext, deviceId: string, file: string, o: UploadOptions, env: NodeJS.ProcessEnv = process.env): Promise<ExitCode> {
   let data: Uint8Array;
   try {
     data = new Uint8Array(readFileSync(file));
@@ -81,7 +103,16 @@ export async function uploadCommand(ctx: CliContext, deviceId: string, file: str
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const end = await ctx.client().transfer(deviceId, { kind: o.kind, name, data, signal: stop.signal, onProgress: (p) => progress.update(p) });
+    // `begin` reaches the agent once ControlClient.transfer copies it into the request body.
+    const options: TransferClientOptions & { begin?: TransferBeginAuthority } = {
+      kind: o.kind,
+      name,
+      data,
+      signal: stop.signal,
+      onProgress: (p) => progress.update(p),
+      begin: signedBegin(env, deviceId, o.kind, name, data, ctx.now()),
+    };
+    const end = await ctx.client().transfer(deviceId, options);
     progress.stop();
     if (!end.ok) throw new CliError(EXIT.error, t("upload.cancelled", { device: deviceId }), t("upload.cancelledHint"));
     const r = end.outcome;

@@ -5,9 +5,9 @@
 
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alertText, DEVICE_STATUSES, type Alert, type AlertOptions, type DeviceStatus } from "../alerts/alerts.ts";
+import { alertText, BATTERY_ALERT_KINDS, DEVICE_STATUSES, hasAlarm, type Alert, type AlertKind, type AlertOptions, type DeviceStatus } from "../alerts/alerts.ts";
 import type { OpsStore } from "../store/store.ts";
-import { dirOf, formatTime, peripheralNames, t, type Lang, type MessageKey } from "../web/i18n.ts";
+import { dirOf, formatTime, label, peripheralNames, t, type Lang, type MessageKey } from "../web/i18n.ts";
 import { buildSnapshot, countByStatus, toCsv, type FleetRow, type Snapshot } from "../web/model.ts";
 
 export const MAINTENANCE_CSV_HEADER = [
@@ -22,6 +22,9 @@ export const MAINTENANCE_CSV_HEADER = [
   "soc_percent",
   "charge_state",
   "charge_mode",
+  "soh_percent",
+  "cycle_count",
+  "power_alarms",
   "charger_faults",
   "peripheral_faults",
   "journal_backlog",
@@ -31,8 +34,16 @@ export const MAINTENANCE_CSV_HEADER = [
 
 const CHARGE_STATE_NAMES = ["unknown", "not-charging", "pre-charge", "fast-charge", "done", "no-battery"];
 const CHARGE_MODE_NAMES = ["unspecified", "normal", "storage", "maintain"];
-const BATTERY_KINDS = new Set(["battery-low", "storage-window"]);
-const FAULT_KINDS = new Set(["charger-fault", "peripheral-fault"]);
+const BATTERY_KINDS = new Set<AlertKind>(BATTERY_ALERT_KINDS);
+const FAULT_KINDS = new Set<AlertKind>(["charger-fault", "peripheral-fault", "gauge-fault", "no-battery"]);
+const ALARM_NAMES = ["", "low-battery", "critical-battery", "out-of-storage-window", "charger-fault", "temperature", "no-battery", "ageing-cell", "gauge-fault"];
+
+/** Health.power_alarms bits as names, e.g. "ageing-cell charger-fault". */
+export function alarmNames(bits: number): string {
+  const out: string[] = [];
+  for (let k = 1; k < 31; k++) if (hasAlarm(bits, k)) out.push(ALARM_NAMES[k] ?? `alarm-${k}`);
+  return out.join(" ");
+}
 
 export interface MaintenanceReport {
   /** "" for every site together. */
@@ -40,7 +51,7 @@ export interface MaintenanceReport {
   generatedMs: number;
   byState: Record<DeviceStatus, number>;
   devices: FleetRow[];
-  /** Battery alerts (low, out of the storage window), worst first. */
+  /** Battery alerts (low, out of the storage window, ageing cell, charger and gauge faults, temperature), worst first. */
   batteries: Alert[];
   /** Charger and part faults. */
   faults: Alert[];
@@ -78,6 +89,9 @@ export function maintenanceCsv(report: MaintenanceReport): string {
       d.socPercent,
       d.chargeState === null ? "" : (CHARGE_STATE_NAMES[d.chargeState] ?? String(d.chargeState)),
       d.chargeMode === null ? "" : (CHARGE_MODE_NAMES[d.chargeMode] ?? String(d.chargeMode)),
+      d.sohPercent,
+      d.cycleCount,
+      alarmNames(d.powerAlarms),
       d.chargerFaults,
       d.peripheralFaults,
       d.journalBacklog,
@@ -111,7 +125,10 @@ export function maintenanceHtml(report: MaintenanceReport, lang: Lang): string {
         e(d.stationId),
         e(t(lang, `status.${d.status}` as MessageKey)),
         d.socPercent === null ? "" : `${d.socPercent} % (${d.batteryMv} mV)`,
-        d.chargeState === null ? "" : e(t(lang, `charge.${d.chargeState}` as MessageKey)),
+        d.sohPercent === null ? "" : `${d.sohPercent} %`,
+        d.cycleCount === null ? "" : String(d.cycleCount),
+        d.chargeMode === null ? "" : e(label(lang, "mode", d.chargeMode)),
+        d.chargeState === null ? "" : e(label(lang, "charge", d.chargeState)),
         e([d.chargerFaults ? `0x${d.chargerFaults.toString(16)}` : "", peripheralNames(lang, d.peripheralFaults)].filter(Boolean).join("; ")),
         e(formatTime(d.lastSeenMs) || t(lang, "never")),
       ]),
@@ -140,7 +157,7 @@ ${alertTable(report.batteries)}
 ${alertTable(report.faults)}
 <h2>${e(t(lang, "report.devices"))}</h2>
 <table><thead>${row(
-    ["col.device", "col.office", "col.station", "col.status", "col.battery", "col.charge", "col.faults", "col.lastSeen"].map((k) =>
+    ["col.device", "col.office", "col.station", "col.status", "col.battery", "col.soh", "col.cycles", "col.mode", "col.charge", "col.faults", "col.lastSeen"].map((k) =>
       e(t(lang, k as MessageKey)),
     ),
     "th",

@@ -119,3 +119,29 @@ test("15,000 records in batches of 500 store in about a second or less (3 s allo
   assert.equal(s.deviceStates()[0].chainTop, 300);
   s.close();
 });
+
+test("latestRecordPerDevice and recordsAfter: each device's highest seq among the kinds asked, and what follows a seq", () => {
+  const s = new SqliteOpsStore(":memory:");
+  const r = (deviceId: string, seq: number, kind: number): StoredRecord => ({ ...rec(deviceId, seq, seq - 1), kind });
+  s.putRecords([r("D1", 1, 3), r("D1", 2, 4), r("D1", 3, 7), r("D2", 1, 3), r("D2", 5, 3), r("D3", 1, 9)]);
+  assert.deepEqual(s.latestRecordPerDevice([3, 4]).map((x) => `${x.deviceId}:${x.seq}`), ["D1:2", "D2:5"]);
+  assert.deepEqual(s.latestRecordPerDevice([9]).map((x) => `${x.deviceId}:${x.seq}:${x.kind}`), ["D3:1:9"]);
+  assert.deepEqual(s.latestRecordPerDevice([]), []);
+  assert.deepEqual(s.latestRecordPerDevice([3, 4], ["D2", "D1", "D9"]).map((x) => `${x.deviceId}:${x.seq}`), ["D2:5", "D1:2"], "per device, newest first");
+  assert.deepEqual(s.recordsAfter("D1", 1, [4, 7]).map((x) => x.seq), [2, 3]);
+  assert.deepEqual(s.recordsAfter("D1", 2, [3]), []);
+  s.close();
+});
+
+test("election definitions are stored per (election, station) and replaced by a new import", () => {
+  const s = new SqliteOpsStore(":memory:");
+  const e = (station: string, version: number, artifact: Uint8Array | null) => ({
+    electionId: "E1", stationId: station, sha256: "ab".repeat(32), definition: new Uint8Array([10, 2, 69, 49]), artifact, signatureChecked: artifact !== null, version, importedMs: 5, source: "f",
+  });
+  s.putElections([e("", 0, null), e("S1", 1, new Uint8Array([1, 2]))]);
+  s.putElections([e("S1", 2, new Uint8Array([3]))]);
+  const all = s.elections();
+  assert.deepEqual(all.map((x) => [x.stationId, x.version, x.signatureChecked, x.artifact ? [...x.artifact] : null]), [["", 0, false, null], ["S1", 2, true, [3]]]);
+  assert.deepEqual([...all[0].definition], [10, 2, 69, 49]);
+  s.close();
+});

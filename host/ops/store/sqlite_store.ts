@@ -9,6 +9,7 @@
 //   device_state  one row per device: online, last seen, firmware, record count, chain top, the
 //                 latest health sample (JSON)
 //   quarantine    everything that did not verify or parse, with reason, detail, topic, payload
+//   elections     imported election definitions, PRIMARY KEY (election_id, station_id)
 //
 // records(filter).sinceMs and healthHistory(sinceMs) filter on the time the console RECEIVED the
 // item (receivedMs), not the device's clock; records come back in (receivedMs, deviceId, seq) order
@@ -19,7 +20,7 @@
 // advances it inside its transaction, also over records that arrived earlier out of order.
 
 import Database from "better-sqlite3";
-import type { DeviceState, HealthSample, OpsStore, PutResult, QuarantineEntry, RegisteredDevice, Role, StoredRecord } from "./store.ts";
+import type { DeviceState, HealthSample, OpsStore, PutResult, QuarantineEntry, RegisteredDevice, Role, StoredElection, StoredRecord } from "./store.ts";
 
 export interface SqliteOpsStoreOptions {
   /** synchronous=FULL instead of NORMAL (WAL: NORMAL loses at most the last commits on power loss, never corrupts). */
@@ -62,6 +63,18 @@ interface StateRow {
   records: number;
   chain_top: number;
   last_health: string | null;
+}
+
+interface ElectionRow {
+  election_id: string;
+  station_id: string;
+  sha256: string;
+  definition: Buffer;
+  artifact: Buffer | null;
+  signature_checked: number;
+  version: number;
+  imported_ms: number;
+  source: string;
 }
 
 interface QuarantineRow {
@@ -123,6 +136,18 @@ CREATE TABLE IF NOT EXISTS quarantine (
   payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (reason, id);
+CREATE TABLE IF NOT EXISTS elections (
+  election_id TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  definition BLOB NOT NULL,
+  artifact BLOB,
+  signature_checked INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  imported_ms INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  PRIMARY KEY (election_id, station_id)
+);
 `;
 
 const ROLES: readonly Role[] = ["verification", "result", "unknown"];
@@ -193,7 +218,9 @@ export class SqliteOpsStore implements OpsStore {
   private readonly putHealthTx: (samples: HealthSample[]) => void;
   private readonly quarantineTx: (entries: QuarantineEntry[]) => void;
   private readonly upsertDevicesTx: (devices: RegisteredDevice[]) => void;
+  private readonly putElectionsTx: (elections: StoredElection[]) => void;
   private closed = false;
+  private readonly afterStatements = new Map<string, Database.Statement>();
 
   /** `path`: a file, or ":memory:" (tests). */
   constructor(readonly path: string, options: SqliteOpsStoreOptions = {}) {
@@ -295,6 +322,26 @@ export class SqliteOpsStore implements OpsStore {
       }
     });
 
+    const putElection = db.prepare(
+      `INSERT OR REPLACE INTO elections (election_id, station_id, sha256, definition, artifact, signature_checked, version, imported_ms, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.putElectionsTx = db.transaction((elections: StoredElection[]) => {
+      for (const e of elections) {
+        putElection.run(
+          e.electionId,
+          e.stationId,
+          e.sha256,
+          buf(e.definition),
+          e.artifact ? buf(e.artifact) : null,
+          e.signatureChecked ? 1 : 0,
+          e.version,
+          e.importedMs,
+          e.source,
+        );
+      }
+    });
+
     this.quarantineTx = db.transaction((entries: QuarantineEntry[]) => {
       for (const q of entries) {
         this.st.insertQuarantine.run(q.receivedMs, q.topic, q.deviceId, q.reason, q.detail, buf(q.payload));
@@ -346,6 +393,57 @@ export class SqliteOpsStore implements OpsStore {
       (filter.limit !== undefined ? " LIMIT ?" : "");
     if (filter.limit !== undefined) args.push(filter.limit);
     return (this.db.prepare(sql).all(...args) as RecordRow[]).map(recordFromRow);
+  }
+
+  latestRecordPerDevice(kinds: number[], deviceIds?: Iterable<string>): StoredRecord[] {
+    const list = kinds.filter((k) => Number.isInteger(k));
+    if (list.length === 0) return [];
+    const marks = list.map(() => "?").join(", ");
+    if (deviceIds !== undefined) {
+      const st = this.db.prepare(`SELECT * FROM records WHERE device_id = ? AND kind IN (${marks}) ORDER BY seq DESC LIMIT 1`);
+      const out: StoredRecord[] = [];
+      for (const id of deviceIds) {
+        const r = st.get(id, ...list) as RecordRow | undefined;
+        if (r) out.push(recordFromRow(r));
+      }
+      return out;
+    }
+    // The kind index holds (kind, received_ms, device_id, seq): the inner query reads only it.
+    const sql =
+      `SELECT r.* FROM records r JOIN (SELECT device_id, max(seq) AS seq FROM records WHERE kind IN (${marks}) GROUP BY device_id) m ` +
+      "ON r.device_id = m.device_id AND r.seq = m.seq ORDER BY r.device_id";
+    return (this.db.prepare(sql).all(...list) as RecordRow[]).map(recordFromRow);
+  }
+
+  recordsAfter(deviceId: string, afterSeq: number, kinds: number[]): StoredRecord[] {
+    const list = kinds.filter((k) => Number.isInteger(k));
+    if (list.length === 0) return [];
+    const key = list.join(",");
+    let st = this.afterStatements.get(key);
+    if (!st) {
+      st = this.db.prepare(`SELECT * FROM records WHERE device_id = ? AND seq > ? AND kind IN (${list.map(() => "?").join(", ")}) ORDER BY seq`);
+      this.afterStatements.set(key, st);
+    }
+    return (st.all(deviceId, afterSeq, ...list) as RecordRow[]).map(recordFromRow);
+  }
+
+  putElections(elections: StoredElection[]): void {
+    if (elections.length) this.putElectionsTx(elections);
+  }
+
+  elections(): StoredElection[] {
+    const rows = this.db.prepare("SELECT * FROM elections ORDER BY election_id, station_id").all() as ElectionRow[];
+    return rows.map((r) => ({
+      electionId: r.election_id,
+      stationId: r.station_id,
+      sha256: r.sha256,
+      definition: u8(r.definition),
+      artifact: r.artifact ? u8(r.artifact) : null,
+      signatureChecked: r.signature_checked !== 0,
+      version: r.version,
+      importedMs: r.imported_ms,
+      source: r.source,
+    }));
   }
 
   putHealth(samples: HealthSample[]): void {

@@ -61,6 +61,29 @@ export interface DeviceState {
   chainTop: number;
 }
 
+/**
+ * An election definition imported into the console (host/ops/election/election.ts): option names
+ * for the results views and the close time for the result-overdue alert. One per (election,
+ * station); stationId "" is a definition that applies to every station without its own.
+ */
+export interface StoredElection {
+  electionId: string;
+  stationId: string;
+  /** SHA-256 (hex) of the encoded ElectionDefinition (the artifact's body). */
+  sha256: string;
+  /** The encoded ElectionDefinition. */
+  definition: Uint8Array;
+  /** The encoded SignedArtifact it came in, or null (imported from JSON). */
+  artifact: Uint8Array | null;
+  /** The artifact's commission signature was checked and is valid. */
+  signatureChecked: boolean;
+  /** SignedArtifact.version (0 for the JSON form). */
+  version: number;
+  importedMs: number;
+  /** Where it came from (a file name), for people. */
+  source: string;
+}
+
 export interface PutResult {
   inserted: number;
   duplicates: number;
@@ -76,12 +99,24 @@ export interface OpsStore {
   /** An already stored (device, seq), for replay checks: its bytes, or null. */
   recordBytes(deviceId: string, seq: number): Uint8Array | null;
   records(filter: { deviceId?: string; kind?: number; sinceMs?: number; limit?: number }): StoredRecord[];
+  /**
+   * For each device (or each of `deviceIds`), its stored record of highest seq among these kinds.
+   * Without deviceIds it reads the kinds' index (good for rare kinds); with them, each device's
+   * records from the newest down (good for frequent kinds).
+   */
+  latestRecordPerDevice(kinds: number[], deviceIds?: Iterable<string>): StoredRecord[];
+  /** One device's records of these kinds with seq > afterSeq, in seq order. */
+  recordsAfter(deviceId: string, afterSeq: number, kinds: number[]): StoredRecord[];
 
   putHealth(samples: HealthSample[]): void;
   healthHistory(deviceId: string, sinceMs: number, limit: number): HealthSample[];
 
   setOnline(deviceId: string, online: boolean, atMs: number, firmwareVersion?: string): void;
   deviceStates(): DeviceState[];
+
+  /** Stores election definitions, replacing those with the same (election, station). */
+  putElections(elections: StoredElection[]): void;
+  elections(): StoredElection[];
 
   quarantine(entries: QuarantineEntry[]): void;
   quarantined(filter: { reason?: string; limit?: number }): QuarantineEntry[];

@@ -25,7 +25,9 @@ const MESSAGES = {
   "nav.alerts": { en: "Alerts", ar: "التنبيهات" },
   "nav.status": { en: "Operational status", ar: "الحالة التشغيلية" },
   "nav.quarantine": { en: "Quarantine", ar: "الحجر" },
-  "nav.turnout": { en: "Turnout and results", ar: "الإقبال والنتائج" },
+  "nav.turnout": { en: "Turnout", ar: "الإقبال" },
+  "nav.results": { en: "Results", ar: "النتائج" },
+  "nav.reconciliation": { en: "Reconciliation", ar: "المطابقة" },
 
   // --- fleet --------------------------------------------------------------------------------
   "fleet.heading": { en: "Fleet", ar: "أسطول الأجهزة" },
@@ -65,6 +67,32 @@ const MESSAGES = {
   "col.topic": { en: "topic", ar: "الموضوع" },
   "col.detail": { en: "detail", ar: "التفاصيل" },
   "col.total": { en: "total", ar: "المجموع" },
+  "col.soh": { en: "health", ar: "صحة البطارية" },
+  "col.cycles": { en: "cycles", ar: "الدورات" },
+  "col.register": { en: "registered", ar: "المسجلون" },
+  "col.verified": { en: "verified", ar: "تم التحقق" },
+  "col.exempted": { en: "exempted", ar: "المُعفَون" },
+  "col.admitted": { en: "admitted", ar: "المقبولون" },
+  "col.rejected": { en: "rejected", ar: "المرفوضون" },
+  "col.turnout": { en: "turnout", ar: "نسبة الإقبال" },
+  "col.final": { en: "final report", ar: "التقرير النهائي" },
+  "col.updated": { en: "updated", ar: "آخر تحديث" },
+  "col.stations": { en: "stations", ar: "المراكز" },
+  "col.reporting": { en: "reporting", ar: "المُبلِّغة" },
+  "col.reported": { en: "reported", ar: "أرسلت النتائج" },
+  "col.contest": { en: "contest", ar: "السباق" },
+  "col.option": { en: "option", ar: "الخيار" },
+  "col.votes": { en: "votes", ar: "الأصوات" },
+  "col.share": { en: "share", ar: "النسبة" },
+  "col.blank": { en: "blank", ar: "فارغة" },
+  "col.invalid": { en: "invalid", ar: "باطلة" },
+  "col.ballots": { en: "ballots counted", ar: "الأوراق المعدودة" },
+  "col.ballotsRejected": { en: "ballots rejected", ar: "الأوراق المرفوضة" },
+  "col.verifiedVoters": { en: "verified (result device)", ar: "المتحقق منهم (جهاز النتائج)" },
+  "col.difference": { en: "difference", ar: "الفرق" },
+  "col.flags": { en: "flags", ar: "ملاحظات" },
+  "col.signed": { en: "signed", ar: "وقت التوقيع" },
+  "col.seq": { en: "record", ar: "السجل" },
   "col.allOffices": { en: "all offices", ar: "كل المكاتب" },
 
   "status.ready": { en: "ready", ar: "جاهز" },
@@ -111,6 +139,24 @@ const MESSAGES = {
   "detail.alerts": { en: "Alerts for this device", ar: "تنبيهات هذا الجهاز" },
   "detail.temperature": { en: "temperature", ar: "درجة الحرارة" },
   "detail.backlog": { en: "journal backlog", ar: "السجلات غير المؤكدة" },
+  "detail.discharge": { en: "charge change", ar: "تغيّر الشحن" },
+  "detail.perHour": { en: "{value} %/h", ar: "{value} %/ساعة" },
+  "detail.alarms": { en: "power alarms", ar: "إنذارات الطاقة" },
+  "detail.polls": { en: "polls", ar: "الاقتراع" },
+  "detail.station": { en: "station data", ar: "بيانات المركز" },
+  "alarm.1": { en: "low battery", ar: "بطارية منخفضة" },
+  "alarm.2": { en: "critical battery", ar: "بطارية حرجة" },
+  "alarm.3": { en: "out of storage window", ar: "خارج نطاق التخزين" },
+  "alarm.4": { en: "charger fault", ar: "عطل الشاحن" },
+  "alarm.5": { en: "temperature", ar: "درجة الحرارة" },
+  "alarm.6": { en: "no battery", ar: "لا توجد بطارية" },
+  "alarm.7": { en: "ageing cell", ar: "خلية متقادمة" },
+  "alarm.8": { en: "gauge fault", ar: "عطل مقياس البطارية" },
+  "polls.0": { en: "unknown", ar: "غير معروف" },
+  "polls.1": { en: "no station data", ar: "لا توجد بيانات مركز" },
+  "polls.2": { en: "ready", ar: "جاهز" },
+  "polls.3": { en: "open", ar: "مفتوح" },
+  "polls.4": { en: "closed", ar: "مغلق" },
 
   // --- alerts -------------------------------------------------------------------------------
   "alerts.heading": { en: "Alerts", ar: "التنبيهات" },
@@ -124,9 +170,25 @@ const MESSAGES = {
     ar: "البطارية منخفضة: {soc} % (أقل من {threshold} %)",
   },
   "alert.storageWindow": {
-    en: "in storage mode but charge is {soc} %, outside {low}–{high} %",
-    ar: "في وضع التخزين لكن نسبة الشحن {soc} %، خارج النطاق {low}–{high} %",
+    en: "charge mode {mode} but charge is {soc} %, outside the storage window {low}–{high} %",
+    ar: "وضع الشحن {mode} لكن نسبة الشحن {soc} %، خارج نطاق التخزين {low}–{high} %",
   },
+  "alert.ageingCell": {
+    en: "ageing cell: state of health {soh} % (replace below {threshold} %), {cycles} cycles",
+    ar: "خلية متقادمة: صحة البطارية {soh} % (تُستبدل دون {threshold} %)، {cycles} دورة",
+  },
+  "alert.batteryTemperature": {
+    en: "battery at {temperature} °C, outside the charging temperature window",
+    ar: "حرارة البطارية {temperature} °م، خارج نطاق حرارة الشحن",
+  },
+  "alert.noBattery": { en: "no battery detected", ar: "لم يُكتشف وجود بطارية" },
+  "alert.gaugeFault": { en: "fuel gauge not answering or reporting nonsense", ar: "مقياس البطارية لا يستجيب أو يعطي قراءات غير معقولة" },
+  "alert.resultOverdue": {
+    en: "station {station}: no result {hours} h after close ({close} UTC, from the {source}); past the {deadline} h deadline: hand count",
+    ar: "المركز {station}: لا نتيجة بعد {hours} ساعة من الإغلاق ({close} UTC، من {source})؛ تجاوزت مهلة {deadline} ساعات: عدّ يدوي",
+  },
+  "close.definition": { en: "election definition", ar: "تعريف الانتخابات" },
+  "close.turnoutReport": { en: "turnout report", ar: "تقرير الإقبال" },
   "alert.silent": {
     en: "silent for {minutes} min (expected a report every {interval} min)",
     ar: "صامت منذ {minutes} دقيقة (يُتوقع تقرير كل {interval} دقيقة)",
@@ -152,9 +214,61 @@ const MESSAGES = {
   "quarantine.none": { en: "nothing quarantined", ar: "لا توجد رسائل محجوزة" },
   "quarantine.latest": { en: "latest", ar: "الأحدث" },
 
-  // --- turnout ------------------------------------------------------------------------------
-  "turnout.heading": { en: "Turnout, results and reconciliation", ar: "الإقبال والنتائج والمطابقة" },
-  "turnout.none": { en: "no turnout or results reported yet", ar: "لم يُبلَّغ عن أي إقبال أو نتائج بعد" },
+  // --- stations: turnout, results, reconciliation ------------------------------------------
+  "filter.station": { en: "Station", ar: "المركز" },
+  "filter.flagged": { en: "only flagged", ar: "المؤشَّر عليها فقط" },
+  "stations.count": { en: "{shown} of {total} stations (page {page} of {pages})", ar: "{shown} من {total} مركز (الصفحة {page} من {pages})" },
+  "stations.totals": { en: "Totals per governorate and office", ar: "المجاميع حسب المحافظة والمكتب" },
+  "stations.scope": { en: "Totals: {area}", ar: "المجاميع: {area}" },
+  "stations.country": { en: "whole country", ar: "كل البلاد" },
+  "turnout.heading": { en: "Turnout per station", ar: "الإقبال حسب المركز" },
+  "turnout.none": { en: "no turnout reported yet", ar: "لم يُبلَّغ عن أي إقبال بعد" },
+  "turnout.hourly": { en: "Hourly turnout", ar: "الإقبال كل ساعة" },
+  "turnout.byReason": { en: "Rejected by reason", ar: "المرفوضون حسب السبب" },
+  "reason.unspecified": { en: "unspecified", ar: "غير محدد" },
+  "reason.not-in-register": { en: "not in the register", ar: "غير مدرج في السجل" },
+  "reason.already-voted": { en: "already voted", ar: "صوّت سابقاً" },
+  "reason.finger-mismatch": { en: "fingerprint did not match", ar: "البصمة غير مطابقة" },
+  "reason.card-mismatch": { en: "finger does not match the card", ar: "البصمة لا تطابق البطاقة" },
+  "reason.card-unreadable": { en: "card unreadable", ar: "تعذّرت قراءة البطاقة" },
+  "reason.capture-failed": { en: "no usable fingerprint image", ar: "تعذّر التقاط صورة بصمة صالحة" },
+  "reason.exemption-cap": { en: "exemption cap reached", ar: "بلغ حد الإعفاءات" },
+  "reason.exemption-denied": { en: "exemption denied", ar: "رُفض الإعفاء" },
+  "reason.cancelled": { en: "cancelled", ar: "أُلغي" },
+  "results.heading": { en: "Results per station", ar: "النتائج حسب المركز" },
+  "results.none": { en: "no results reported yet", ar: "لم تصل أي نتائج بعد" },
+  "results.reported": { en: "{reported} of {stations} stations reported, {ballots} ballots counted", ar: "أرسل {reported} من {stations} مركز نتائجه، {ballots} ورقة معدودة" },
+  "results.option": { en: "option {n}", ar: "الخيار {n}" },
+  "results.noDefinition": {
+    en: "no election definition imported: options are shown by number (pollkit ops import-election)",
+    ar: "لم يُستورد تعريف الانتخابات: تظهر الخيارات بأرقامها (pollkit ops import-election)",
+  },
+  "results.versions": { en: "Signed results received", ar: "النتائج الموقّعة المستلمة" },
+  "results.current": { en: "counted", ar: "المعتمدة" },
+  "results.exportSigned": { en: "export signed records", ar: "تصدير السجلات الموقّعة" },
+  "flag.conflict": { en: "conflicting signed results", ar: "نتائج موقّعة متعارضة" },
+  "flag.result-conflict": { en: "conflicting signed results", ar: "نتائج موقّعة متعارضة" },
+  "flag.inconsistent": { en: "votes do not add up to ballots counted", ar: "الأصوات لا تساوي الأوراق المعدودة" },
+  "flag.late": { en: "arrived after the deadline", ar: "وصلت بعد المهلة" },
+  "flag.station-mismatch": { en: "device registered to another station", ar: "الجهاز مسجّل لمركز آخر" },
+  "flag.role-mismatch": { en: "sent by a verification device", ar: "أُرسلت من جهاز تحقق" },
+  "flag.definition-mismatch": { en: "does not match the election definition", ar: "لا تطابق تعريف الانتخابات" },
+  "flag.undecodable": { en: "unreadable result", ar: "نتيجة غير مقروءة" },
+  "flag.paired-count-differs": { en: "the result device's copy of the verified count differs", ar: "نسخة جهاز النتائج من عدد المتحقق منهم مختلفة" },
+  "flag.partial-turnout-report": { en: "not every verification device sent its final report", ar: "لم ترسل كل أجهزة التحقق تقاريرها النهائية" },
+  "recon.heading": { en: "Reconciliation: voters admitted against ballots counted", ar: "المطابقة: الناخبون المقبولون مقابل الأوراق المعدودة" },
+  "recon.note": {
+    en: "admitted = verified + exempted in the verification device's final report; ballots from the result device's signed result",
+    ar: "المقبولون = المتحقق منهم + المُعفَون في التقرير النهائي لجهاز التحقق؛ الأوراق من النتيجة الموقّعة لجهاز النتائج",
+  },
+  "recon.none": { en: "nothing to reconcile yet", ar: "لا شيء للمطابقة بعد" },
+  "recon.match": { en: "agree", ar: "متطابق" },
+  "recon.mismatch": { en: "disagree", ar: "غير متطابق" },
+  "recon.missing-result": { en: "result missing", ar: "النتيجة مفقودة" },
+  "recon.missing-turnout": { en: "turnout report missing", ar: "تقرير الإقبال مفقود" },
+  "recon.open": { en: "polls open", ar: "الاقتراع جارٍ" },
+  "station.heading": { en: "Station {id}", ar: "المركز {id}" },
+  "station.close": { en: "closed {close} UTC (from the {source}); result due by {due} UTC", ar: "أُغلق {close} UTC (من {source})؛ موعد النتيجة قبل {due} UTC" },
 
   // --- maintenance report -------------------------------------------------------------------
   "report.title": { en: "Maintenance status report: {site}", ar: "تقرير حالة الصيانة: {site}" },
@@ -180,6 +294,12 @@ export function isMessageKey(key: string): key is MessageKey {
 export function t(lang: Lang, key: MessageKey, params: Params = {}): string {
   const text: string = MESSAGES[key][lang];
   return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+}
+
+/** The message `${prefix}.${value}` (an enum value, a reason name...), or the value itself when the catalogue has none. */
+export function label(lang: Lang, prefix: string, value: string | number): string {
+  const key = `${prefix}.${value}`;
+  return isMessageKey(key) ? t(lang, key) : String(value);
 }
 
 /** Every message, for the catalogue's own tests. */

@@ -13,7 +13,9 @@ import {
   type AlertOptions,
   type DeviceStatus,
 } from "../alerts/alerts.ts";
-import type { DeviceState, HealthSample, OpsStore, RegisteredDevice, Role } from "../store/store.ts";
+import { PowerAlarmBook } from "../alerts/power_alarms.ts";
+import type { DeviceState, HealthSample, OpsStore, RegisteredDevice, Role, StoredRecord } from "../store/store.ts";
+import { RecordKind } from "../views/payloads.ts";
 
 export interface FleetRow {
   deviceId: string;
@@ -31,6 +33,17 @@ export interface FleetRow {
   peripheralFaults: number;
   journalBacklog: number;
   temperatureC: number | null;
+  /** State of health: capacity now against design, percent; null when not reported. */
+  sohPercent: number | null;
+  /** Full-equivalent charge cycles; null without health. */
+  cycleCount: number | null;
+  /** State-of-charge change, percent per hour (negative: draining); null without health. */
+  dischargePercentPerHour: number | null;
+  /** Health.power_alarms bits, or'ed with the PowerAlarm records that are raised. */
+  powerAlarms: number;
+  /** Health.polls_state (PollsState) and the station the device holds data for (Health.station_id). */
+  pollsState: number | null;
+  healthStationId: string;
   lastSeenMs: number;
   online: boolean;
   status: DeviceStatus;
@@ -94,6 +107,8 @@ export class FleetModel {
   private rows: FleetRow[] = [];
   private index = new Map<string, number>();
   private alertsByDevice = new Map<string, Alert[]>();
+  /** PowerAlarm records: the latest of each kind per device. */
+  readonly powerAlarms = new PowerAlarmBook();
   private nowMs = 0;
   private cached: Snapshot | null = null;
   private changedSinceView = true;
@@ -111,6 +126,8 @@ export class FleetModel {
   reload(nowMs: number): void {
     this.registry = new Map(this.store.devices().map((d) => [d.deviceId, d]));
     this.states = new Map(this.store.deviceStates().map((s) => [s.deviceId, s]));
+    this.powerAlarms.clear();
+    this.powerAlarms.apply(this.store.records({ kind: RecordKind.POWER_ALARM }));
     this.refresh(nowMs);
   }
 
@@ -146,13 +163,16 @@ export class FleetModel {
     return this.recompute([ev.deviceId]);
   }
 
-  /** From an ingest "records" event: counts and last seen. */
-  applyRecords(records: Array<{ deviceId: string; receivedMs: number }>): string[] {
+  /** From an ingest "records" event: counts, last seen, power alarms. */
+  applyRecords(records: Array<{ deviceId: string; receivedMs: number } & Partial<Pick<StoredRecord, "seq" | "kind" | "bytes" | "timeMs">>>): string[] {
+    const alarms: StoredRecord[] = [];
     for (const r of records) {
       const s = this.state(r.deviceId);
       s.records++;
       s.lastSeenMs = Math.max(s.lastSeenMs, r.receivedMs);
+      if (r.kind === RecordKind.POWER_ALARM && r.bytes && r.seq !== undefined) alarms.push(r as StoredRecord);
     }
+    if (alarms.length) this.powerAlarms.apply(alarms);
     return this.recompute(records.map((r) => r.deviceId));
   }
 
@@ -220,10 +240,11 @@ export class FleetModel {
   private compute(id: string): FleetRow {
     const s = this.states.get(id);
     const list: Alert[] = [];
-    pushDeviceAlerts(list, id, s, this.nowMs, this.opts, (deviceId) => this.recentHealth(deviceId));
+    const alarms = this.powerAlarms.of(id);
+    pushDeviceAlerts(list, id, s, this.nowMs, this.opts, (deviceId) => this.recentHealth(deviceId), alarms);
     if (list.length) this.alertsByDevice.set(id, list);
     else this.alertsByDevice.delete(id);
-    return fleetRow(id, this.registry.get(id), s, this.nowMs, this.opts, list.length);
+    return fleetRow(id, this.registry.get(id), s, this.nowMs, this.opts, list.length, this.powerAlarms.activeBits(id));
   }
 
   // The backlog trend needs a few samples, read only for devices with a modest, non-zero backlog.
@@ -252,8 +273,11 @@ function fleetRow(
   nowMs: number,
   opts: AlertOptions,
   alerts: number,
+  recordAlarms = 0,
 ): FleetRow {
   const h = s?.lastHealth?.health ?? null;
+  const soh = healthField(h, "stateOfHealthPermille");
+  const station = h ? (h as Record<string, unknown>).stationId : undefined;
   return {
     deviceId: id,
     site: d?.site ?? s?.lastHealth?.site ?? "",
@@ -269,6 +293,12 @@ function fleetRow(
     peripheralFaults: healthField(h, "peripheralFaults"),
     journalBacklog: healthField(h, "journalBacklog"),
     temperatureC: h ? healthField(h, "temperatureDecic") / 10 : null,
+    sohPercent: soh > 0 ? soh / 10 : null,
+    cycleCount: h ? healthField(h, "cycleCount") : null,
+    dischargePercentPerHour: h ? healthField(h, "dischargePermillePerHour") / 10 : null,
+    powerAlarms: (healthField(h, "powerAlarms") | recordAlarms) >>> 0,
+    pollsState: h ? healthField(h, "pollsState") : null,
+    healthStationId: typeof station === "string" ? station : "",
     lastSeenMs: s?.lastSeenMs ?? 0,
     online: s?.online ?? false,
     status: deviceStatus(s, nowMs, opts),

@@ -45,6 +45,22 @@ tr.sub td{font-weight:600;background:#fafbfc}tr.total td{font-weight:700;border-
 #detail dt{color:var(--muted)}#detail dd{margin:0}
 .plot svg{max-width:100%;height:auto;border:1px solid var(--line);background:#fff}
 .note{color:var(--muted);font-style:italic}
+td.warn{color:var(--warning);font-weight:600}
+.filters label.check{flex-direction:row;align-items:center;gap:.3rem;color:var(--fg);align-self:end;padding-block-end:.3rem}
+.filters [hidden],#station[hidden]{display:none}
+.filters input[type=checkbox]{min-width:0}
+.cs{font-size:.9em}
+tr.flagged td{background:#fff5f5}
+.flag{display:inline-block;padding:0 .4em;margin-inline-end:.25em;border-radius:.3em;background:#ffebe9;color:var(--critical);font-size:.85em;white-space:nowrap}
+.rs{display:inline-block;padding:0 .45em;border-radius:.3em;color:#fff;font-size:.85em}
+.rs-match{background:var(--ready)}.rs-mismatch{background:var(--critical)}.rs-missing-result,.rs-missing-turnout{background:var(--warning)}.rs-open{background:var(--muted)}
+table.contest{width:auto;min-width:18rem;display:inline-table;margin-inline-end:1rem;margin-block-end:.8rem;vertical-align:top}
+table.contest caption{text-align:start;font-weight:600;padding:.2rem 0}
+.cs{white-space:normal}
+#station{border:1px solid var(--line);padding:.8rem;margin-block-end:1rem;background:#fcfcfd}
+#station dl{display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:.2rem 1rem;margin:0 0 .6rem}
+#station dt{color:var(--muted)}#station dd{margin:0}
+#turnout-grid{margin-block-end:1rem}
 .empty{color:var(--muted);padding:.6rem 0}
 `;
 

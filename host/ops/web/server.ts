@@ -10,13 +10,15 @@ import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { alertText, DEVICE_STATUSES, healthField, type Alert, type AlertOptions } from "../alerts/alerts.ts";
+import { alertText, DEVICE_STATUSES, healthField, sortAlerts, type Alert, type AlertOptions } from "../alerts/alerts.ts";
 import { maintenanceCsv, maintenanceHtml, maintenanceReport, safeName } from "../reports/maintenance.ts";
 import type { OpsStore } from "../store/store.ts";
 import { formatTime, parseLang, type Lang } from "./i18n.ts";
 import { countByStatus, filterRows, FleetModel, toCsv, type DeviceChange, type FleetRow, type Snapshot } from "./model.ts";
 import type { HealthSample } from "../store/store.ts";
 import { pageHtml } from "./page.ts";
+import { StationViews } from "../views/stations.ts";
+import { importElectionBody, signedExport, stationApi, stationCsv, type Reply } from "./station_api.ts";
 
 /** What the server needs of host/ops/ingest/ingest.ts `Ingest`: its events. */
 export interface IngestEvents {
@@ -43,6 +45,20 @@ export interface OpsWebOptions {
   refreshEveryMs?: number;
   /** Read every device state from the store again this often (default 5 min). */
   reloadEveryMs?: number;
+  /**
+   * Other consoles write the same store (a shared subscription): the station views are read again
+   * in full every reloadEveryMs, not only from this console's ingest events.
+   */
+  sharedStore?: boolean;
+  /** Time after a station's close by which its result must have arrived (default 6 h). */
+  resultDeadlineMs?: number;
+  /** The commission's public key (X || Y hex): election definitions imported as artifacts must verify against it. */
+  commissionKeyHex?: string | null;
+  /**
+   * Bearer token that allows POST /api/elections (importing definitions over HTTP). Without one the
+   * endpoint is refused; use `pollkit ops import-election` or the config's `election` instead.
+   */
+  importToken?: string | null;
 }
 
 export interface OpsWeb {
@@ -51,14 +67,17 @@ export interface OpsWeb {
   server: Server;
   /** Tell the server (and open pages) that these devices changed; what ingest events do. */
   notifyChanged(deviceIds: string[], kind?: string): void;
-  /** Emits "changed" ({ devices, kinds }) after each throttled flush. */
+  /** Emits "changed" ({ devices, stations, kinds }) after each throttled flush. */
   events: EventEmitter;
+  /** Turnout, results and reconciliation (host/ops/views/stations.ts). */
+  stations: StationViews;
   close(): Promise<void>;
 }
 
 const MAX_IDS_PER_EVENT = 500;
 const PAGE_LIMIT_MAX = 1000;
 const QUARANTINE_WINDOW = 100_000;
+const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
 
 let bundlePromise: Promise<string> | null = null;
 
@@ -92,6 +111,8 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
   // --- snapshot: read the store once, then patch from ingest events -------------------------------
   const model = new FleetModel(store, options.alertOptions, eventIntervalMs);
   model.reload(now());
+  const stations = new StationViews(store, { resultDeadlineMs: options.resultDeadlineMs, viewMinMs: eventIntervalMs });
+  stations.reload();
   let reloadNeeded = false;
   const snapshot = (): Snapshot => model.view();
   const refreshTimer = setInterval(() => {
@@ -101,12 +122,20 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
   const reloadTimer = setInterval(() => {
     reloadNeeded = false;
     model.reload(now());
+    // Records another console stored in a shared database reach this one only through a reload;
+    // otherwise ingest's events keep the views current and only the registry and definitions are read.
+    if (options.sharedStore) stations.reload();
+    else {
+      stations.reloadRegistry();
+      stations.reloadElections();
+    }
   }, options.reloadEveryMs ?? 300_000);
   reloadTimer.unref();
 
   // --- change notification: ingest events -> throttled SSE -------------------------------------
   const clients = new Set<ServerResponse>();
   const pendingIds = new Set<string>();
+  const pendingStations = new Set<string>();
   const pendingKinds = new Set<string>();
   let overflow = false;
   let flushTimer: NodeJS.Timeout | null = null;
@@ -117,14 +146,19 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
     if (reloadNeeded) {
       reloadNeeded = false;
       model.reload(now());
+      stations.reloadRegistry();
+      stations.reloadElections();
     }
     const payload = {
       devices: overflow ? [] : [...pendingIds],
+      /** Stations whose turnout, result or reconciliation changed (at most 500). */
+      stations: [...pendingStations],
       all: overflow,
       kinds: [...pendingKinds],
       atMs: now(),
     };
     pendingIds.clear();
+    pendingStations.clear();
     pendingKinds.clear();
     overflow = false;
     const text = `event: changed\ndata: ${JSON.stringify(payload)}\n\n`;
@@ -152,7 +186,14 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
     let ids: string[];
     try {
       if (kind === "health" && Array.isArray(payload)) ids = model.applyHealth(payload as HealthSample[]);
-      else if (kind === "records" && Array.isArray(payload)) ids = model.applyRecords(payload as Array<{ deviceId: string; receivedMs: number }>);
+      else if (kind === "records" && Array.isArray(payload)) {
+        ids = model.applyRecords(payload as Array<{ deviceId: string; receivedMs: number }>);
+        const changed = stations.apply(payload as Parameters<StationViews["apply"]>[0]);
+        if (changed.length) {
+          pendingKinds.add("stations");
+          for (const id of changed) if (pendingStations.size < MAX_IDS_PER_EVENT) pendingStations.add(id);
+        }
+      }
       else if (kind === "device" && isDeviceChange(payload)) ids = model.applyDevice(payload);
       else ids = deviceIdsOf(payload);
     } catch {
@@ -177,6 +218,7 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
     const path = url.pathname;
     const q = url.searchParams;
     const lang = parseLang(q.get("lang")) ?? defaultLang;
+    if (req.method === "POST" && path === "/api/elections") return postElection(req, res);
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "text/plain", "method not allowed\n");
 
     if (path === "/" || path === "/index.html") return send(res, 200, "text/html; charset=utf-8", pageHtml(lang));
@@ -220,6 +262,9 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
           chargeState: healthField(h.health, "chargeState"),
           temperatureC: healthField(h.health, "temperatureDecic") / 10,
           journalBacklog: healthField(h.health, "journalBacklog"),
+          sohPercent: healthField(h.health, "stateOfHealthPermille") / 10,
+          cycleCount: healthField(h.health, "cycleCount"),
+          powerAlarms: healthField(h.health, "powerAlarms"),
         }));
       const state = model.deviceState(id);
       return json(res, {
@@ -227,19 +272,20 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
         device: row,
         registered: store.device(id),
         lastHealth: state?.lastHealth?.health ?? null,
-        alerts: s.alertsByDevice.get(id) ?? [],
+        powerAlarms: model.powerAlarms.of(id),
+        alerts: [...(s.alertsByDevice.get(id) ?? []), ...allAlerts(s).filter((a) => a.stationId !== undefined && a.deviceId === id)],
         history,
       });
     }
     if (path === "/api/alerts") {
       const s = snapshot();
-      const list = filterAlerts(s, q);
+      const list = filterAlerts(s, allAlerts(s), q, stations);
       const limit = clampInt(q.get("limit"), 500, 1, 100_000);
       return json(res, {
         generatedMs: s.nowMs,
         total: list.length,
         counts: { critical: count(list, "critical"), warning: count(list, "warning"), info: count(list, "info") },
-        alerts: list.slice(0, limit).map((a) => ({ ...a, ...placeOf(s, a.deviceId) })),
+        alerts: list.slice(0, limit).map((a) => ({ ...a, ...placeOf(s, a, stations) })),
       });
     }
     if (path === "/api/status") {
@@ -255,12 +301,10 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
         latest: recent.slice(-limit).reverse().map(quarantineJson),
       });
     }
-    if (path === "/api/turnout" || path === "/api/results" || path === "/api/reconciliation") {
-      return json(res, {
-        rows: [],
-        note: "no turnout or results reported yet: the verification and result roles that produce them are not built yet",
-      });
-    }
+    const st = stationApi(path, q, stations, store, now());
+    if (st) return reply(res, st);
+    const signed = /^\/api\/export\/results\.signed\.(json|ndjson)$/.exec(path);
+    if (signed) return reply(res, signedExport(signed[1] as "json" | "ndjson", q, stations, store, now()));
     const exp = /^\/api\/export\/([a-z]+)\.csv$/.exec(path);
     if (exp) return exportCsv(res, exp[1], q, lang);
     if (path === "/api/reports/maintenance") {
@@ -277,23 +321,69 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
     return send(res, 404, "text/plain", "not found\n");
   };
 
+  // --- alerts: the devices' (from the fleet model) and the stations' (result overdue) ------------
+  let alertCache: { snap: Snapshot; version: number; atMs: number; list: Alert[] } | null = null;
+  const allAlerts = (s: Snapshot): Alert[] => {
+    const t = now();
+    const c = alertCache;
+    if (c && c.snap === s && c.version === stations.changeCount && t - c.atMs < 1000) return c.list;
+    const overdue = stations.overdueAlerts(t);
+    const list = overdue.length ? sortAlerts([...s.alerts, ...overdue]) : s.alerts;
+    alertCache = { snap: s, version: stations.changeCount, atMs: t, list };
+    return list;
+  };
+
+  const postElection = (req: IncomingMessage, res: ServerResponse): void => {
+    const token = options.importToken;
+    if (!token) {
+      json(res, { error: "import-disabled", message: "importing over HTTP needs web.importToken in the ops config; or run: pollkit ops import-election <file>" }, 403);
+      req.resume();
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      json(res, { error: "unauthorized", message: "send the import token as: Authorization: Bearer <token>" }, 401);
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_IMPORT_BYTES) tooLarge = true;
+      else chunks.push(c);
+    });
+    req.on("end", () => {
+      if (tooLarge) return json(res, { error: "too-large", message: `at most ${MAX_IMPORT_BYTES} bytes` }, 413);
+      try {
+        const name = new URL(req.url ?? "/", "http://localhost").searchParams.get("name") || "upload";
+        reply(res, importElectionBody(new Uint8Array(Buffer.concat(chunks)), name, store, stations, options.commissionKeyHex ?? null, now()));
+        queue([], "elections");
+      } catch (err) {
+        json(res, { error: "internal", message: err instanceof Error ? err.message : String(err) }, 500);
+      }
+    });
+  };
+
   const exportCsv = (res: ServerResponse, table: string, q: URLSearchParams, lang: Lang): void => {
+    const st = stationCsv(table, q, stations);
+    if (st) return reply(res, st);
     const s = snapshot();
     let body: string;
     if (table === "fleet") {
       body = toCsv(
-        ["device", "site", "governorate", "office", "station", "role", "status", "battery_mv", "soc_percent", "charge_state", "charge_mode", "charger_faults", "peripheral_faults", "journal_backlog", "online", "last_seen_utc", "firmware", "records", "alerts"],
+        ["device", "site", "governorate", "office", "station", "role", "status", "battery_mv", "soc_percent", "charge_state", "charge_mode", "soh_percent", "cycle_count", "power_alarms", "charger_faults", "peripheral_faults", "journal_backlog", "online", "last_seen_utc", "firmware", "records", "alerts"],
         filterRows(s.rows, fleetFilter(q)).map((r) => [
           r.deviceId, r.site, r.governorate, r.office, r.stationId, r.role, r.status, r.batteryMv, r.socPercent, r.chargeState, r.chargeMode,
-          r.chargerFaults, r.peripheralFaults, r.journalBacklog, r.online, formatTime(r.lastSeenMs), r.firmwareVersion, r.records, r.alerts,
+          r.sohPercent, r.cycleCount, r.powerAlarms, r.chargerFaults, r.peripheralFaults, r.journalBacklog, r.online, formatTime(r.lastSeenMs), r.firmwareVersion, r.records, r.alerts,
         ]),
       );
     } else if (table === "alerts") {
       body = toCsv(
-        ["id", "device", "governorate", "office", "severity", "kind", "message", "since_utc"],
-        filterAlerts(s, q).map((a) => {
-          const p = placeOf(s, a.deviceId);
-          return [a.id, a.deviceId, p.governorate, p.office, a.severity, a.kind, alertText(lang, a), formatTime(a.sinceMs)];
+        ["id", "device", "station", "governorate", "office", "severity", "kind", "message", "since_utc"],
+        filterAlerts(s, allAlerts(s), q, stations).map((a) => {
+          const p = placeOf(s, a, stations);
+          return [a.id, a.deviceId, a.stationId ?? "", p.governorate, p.office, a.severity, a.kind, alertText(lang, a), formatTime(a.sinceMs)];
         }),
       );
     } else if (table === "status") {
@@ -311,7 +401,7 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
       );
       body += toCsv(["reason", "count"], Object.entries(counts)).replace(/^/, "\r\n");
     } else {
-      return send(res, 404, "text/plain", `unknown table: ${table} (fleet, alerts, status, quarantine)\n`);
+      return send(res, 404, "text/plain", `unknown table: ${table} (fleet, alerts, status, quarantine, turnout, results, reconciliation)\n`);
     }
     send(res, 200, "text/csv; charset=utf-8", body, { "content-disposition": `attachment; filename="${table}.csv"` });
   };
@@ -338,6 +428,7 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
     server,
     notifyChanged,
     events,
+    stations,
     close: async () => {
       for (const [kind, fn] of listeners) options.ingest?.off(kind, fn);
       clearInterval(keepAlive);
@@ -395,27 +486,36 @@ function fleetFilter(q: URLSearchParams): { governorate?: string; office?: strin
   };
 }
 
-function filterAlerts(s: Snapshot, q: URLSearchParams): Alert[] {
+function filterAlerts(s: Snapshot, alerts: Alert[], q: URLSearchParams, stations: StationViews): Alert[] {
   const severity = q.get("severity");
   const kind = q.get("kind");
   const governorate = q.get("governorate");
   const office = q.get("office");
   const device = q.get("device");
-  if (!severity && !kind && !governorate && !office && !device) return s.alerts;
-  return s.alerts.filter((a) => {
+  const station = q.get("station");
+  if (!severity && !kind && !governorate && !office && !device && !station) return alerts;
+  return alerts.filter((a) => {
     if (severity && a.severity !== severity) return false;
     if (kind && a.kind !== kind) return false;
     if (device && a.deviceId !== device) return false;
-    const row: FleetRow | undefined = s.byId.get(a.deviceId);
-    if (governorate && row?.governorate !== governorate) return false;
-    if (office && row?.office !== office) return false;
+    if (station && a.stationId !== station && s.byId.get(a.deviceId)?.stationId !== station) return false;
+    if (governorate || office) {
+      const p = placeOf(s, a, stations);
+      if (governorate && p.governorate !== governorate) return false;
+      if (office && p.office !== office) return false;
+    }
     return true;
   });
 }
 
-function placeOf(s: Snapshot, deviceId: string): { governorate: string; office: string; site: string } {
-  const r = s.byId.get(deviceId);
+function placeOf(s: Snapshot, a: Pick<Alert, "deviceId" | "stationId">, stations: StationViews): { governorate: string; office: string; site: string } {
+  const r: FleetRow | undefined = s.byId.get(a.deviceId);
+  if (a.stationId !== undefined && !r) return { ...stations.stationPlace(a.stationId), site: "" };
   return { governorate: r?.governorate ?? "", office: r?.office ?? "", site: r?.site ?? "" };
+}
+
+function reply(res: ServerResponse, r: Reply): void {
+  send(res, r.status, r.type, r.body, r.headers);
 }
 
 function count(list: Alert[], severity: string): number {

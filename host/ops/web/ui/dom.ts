@@ -12,6 +12,8 @@ export interface El {
   /** Form controls and links. */
   value: string;
   disabled: boolean;
+  /** Checkboxes. */
+  checked: boolean;
   href: string;
   addEventListener(type: string, listener: (event: Ev) => void): void;
   setAttribute(name: string, value: string): void;

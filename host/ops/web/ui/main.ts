@@ -5,9 +5,10 @@
 // the alert and status tables.
 
 import { alertText, type Alert, type DeviceStatus } from "../../alerts/alerts.ts";
-import { dirOf, formatTime, parseLang, peripheralNames, t, type Lang, type MessageKey } from "../i18n.ts";
+import { dirOf, formatTime, label, parseLang, peripheralNames, t, type Lang, type MessageKey } from "../i18n.ts";
 import type { FleetRow, StatusRow } from "../model.ts";
 import { document, history, location, openEventSource, type El, type MessageEv } from "./dom.ts";
+import { STATION_TABS, stationUi, type StationTab } from "./stations_view.ts";
 
 interface FleetResponse {
   generatedMs: number;
@@ -42,12 +43,14 @@ interface QuarantineResponse {
 }
 interface ChangedEvent {
   devices: string[];
+  stations?: string[];
   all: boolean;
   kinds: string[];
 }
 
-type Tab = "fleet" | "alerts" | "status" | "quarantine" | "turnout";
-const TABS: Tab[] = ["fleet", "alerts", "status", "quarantine", "turnout"];
+type Tab = "fleet" | "alerts" | "status" | StationTab | "quarantine";
+const TABS: Tab[] = ["fleet", "alerts", "status", "turnout", "results", "reconciliation", "quarantine"];
+const isStationTab = (tab: string): tab is StationTab => (STATION_TABS as string[]).includes(tab);
 const PAGE_SIZE = 200;
 
 const params = new URLSearchParams(location.search);
@@ -74,6 +77,7 @@ const tr = (key: MessageKey, p?: Record<string, string | number>): string => t(s
 const esc = (s: string | number | null | undefined): string =>
   String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);
 const $ = (id: string): El => document.getElementById(id) as El;
+const stations = stationUi({ lang: () => state.lang, tr, esc, $, getJson, syncUrl }, params);
 
 async function getJson<T>(path: string): Promise<T> {
   const res = await fetch(path, { headers: { accept: "application/json" } });
@@ -109,7 +113,7 @@ function shell(): void {
   <section id="view-alerts" hidden><h2 id="alerts-heading"></h2><div class="bar"><span id="alerts-count"></span><a id="alerts-csv" href="/api/export/alerts.csv"></a></div><div id="alerts-list"></div></section>
   <section id="view-status" hidden><h2 id="status-heading"></h2><p class="note" id="status-note"></p><div class="bar"><a id="status-csv" href="/api/export/status.csv"></a></div><div id="status-table"></div></section>
   <section id="view-quarantine" hidden><h2 id="quarantine-heading"></h2><div class="bar"><a id="quarantine-csv" href="/api/export/quarantine.csv"></a></div><div id="quarantine-body"></div></section>
-  <section id="view-turnout" hidden><h2 id="turnout-heading"></h2><p class="note" id="turnout-note"></p></section>
+  ${stations.html()}
 </main>`;
 
   $("lang").addEventListener("click", (e) => {
@@ -162,7 +166,18 @@ function shell(): void {
     }
   };
   $("fleet-body").addEventListener("click", openDevice);
-  $("alerts-list").addEventListener("click", openDevice);
+  $("alerts-list").addEventListener("click", (e) => {
+    // A station's alert (result overdue) opens the station on the reconciliation tab.
+    const station = e.target.closest("[data-station]")?.getAttribute("data-station");
+    if (station) {
+      stations.state.station = station;
+      showTab("reconciliation");
+      void stations.loadStation();
+      return;
+    }
+    openDevice(e);
+  });
+  stations.bind();
   $("detail").addEventListener("click", (e) => {
     if (e.target.id === "detail-close") {
       state.selected = "";
@@ -200,6 +215,7 @@ function syncUrl(): void {
   if (state.status) p.set("status", state.status);
   if (state.q) p.set("q", state.q);
   if (state.selected) p.set("device", state.selected);
+  stations.urlParams(p, state.tab);
   const s = p.toString();
   history.replaceState(null, "", s ? `?${s}` : location.pathname);
 }
@@ -208,7 +224,15 @@ function renderStatic(): void {
   document.title = tr("page.title");
   $("title").textContent = tr("page.title");
   for (const b of Array.from($("lang").querySelectorAll("button"))) b.setAttribute("aria-pressed", String(b.dataset.lang === state.lang));
-  const tabKeys: Record<Tab, MessageKey> = { fleet: "nav.fleet", alerts: "nav.alerts", status: "nav.status", quarantine: "nav.quarantine", turnout: "nav.turnout" };
+  const tabKeys: Record<Tab, MessageKey> = {
+    fleet: "nav.fleet",
+    alerts: "nav.alerts",
+    status: "nav.status",
+    turnout: "nav.turnout",
+    results: "nav.results",
+    reconciliation: "nav.reconciliation",
+    quarantine: "nav.quarantine",
+  };
   for (const tab of TABS) {
     const badge = tab === "alerts" && state.alerts && state.alerts.counts.critical > 0 ? `<span class="badge">${state.alerts.counts.critical}</span>` : "";
     $(`tab-${tab}`).innerHTML = esc(tr(tabKeys[tab])) + badge;
@@ -231,8 +255,7 @@ function renderStatic(): void {
   $("status-csv").textContent = tr("fleet.exportCsv");
   $("quarantine-heading").textContent = tr("quarantine.heading");
   $("quarantine-csv").textContent = tr("fleet.exportCsv");
-  $("turnout-heading").textContent = tr("turnout.heading");
-  $("turnout-note").textContent = tr("turnout.none");
+  stations.renderStatic();
   $("fleet-head").innerHTML = `<tr>${(
     [
       ["col.device", ""],
@@ -242,6 +265,9 @@ function renderStatic(): void {
       ["col.role", ""],
       ["col.battery", "num"],
       ["col.charge", ""],
+      ["col.mode", ""],
+      ["col.soh", "num"],
+      ["col.cycles", "num"],
       ["col.lastSeen", ""],
       ["col.faults", ""],
       ["col.online", ""],
@@ -268,6 +294,7 @@ function renderAll(): void {
   renderAlerts();
   renderStatus();
   renderQuarantine();
+  stations.renderAll();
 }
 
 // --- fleet ---------------------------------------------------------------------------------------
@@ -328,7 +355,10 @@ function renderFleet(changed: Set<string>): void {
         `<td>${esc(r.site)}</td><td>${esc(r.governorate)}</td><td>${esc(r.office)}</td>` +
         `<td>${esc(tr(`role.${r.role}` as MessageKey))}</td>` +
         `<td class="num" data-col="battery">${r.socPercent === null ? "" : `<bdi dir="ltr">${r.socPercent} % <small>(${r.batteryMv} mV)</small></bdi>`}</td>` +
-        `<td>${r.chargeState === null ? "" : esc(tr(`charge.${r.chargeState}` as MessageKey))}</td>` +
+        `<td>${r.chargeState === null ? "" : esc(label(state.lang, "charge", r.chargeState))}</td>` +
+        `<td>${r.chargeMode === null ? "" : esc(label(state.lang, "mode", r.chargeMode))}</td>` +
+        `<td class="num${r.sohPercent !== null && r.sohPercent < 80 ? " warn" : ""}" data-col="soh">${r.sohPercent === null ? "" : `<bdi dir="ltr">${r.sohPercent} %</bdi>`}</td>` +
+        `<td class="num">${r.cycleCount === null ? "" : r.cycleCount}</td>` +
         `<td>${esc(r.lastSeenMs ? formatTime(r.lastSeenMs) : tr("never"))}</td>` +
         `<td>${esc(faults.join("; "))}</td>` +
         `<td>${esc(tr(r.online ? "yes" : "no"))}</td>` +
@@ -372,11 +402,20 @@ function renderDetail(): void {
     `<dl>${item("col.site", r.site)}${item("col.station", r.stationId)}${item("col.governorate", r.governorate)}${item("col.office", r.office)}` +
     `${item("col.role", tr(`role.${r.role}` as MessageKey))}${item("col.status", tr(`status.${r.status}` as MessageKey))}` +
     `${item("col.battery", r.socPercent === null ? "" : `${r.socPercent} % (${r.batteryMv} mV)`)}${item("col.charge", r.chargeState === null ? "" : tr(`charge.${r.chargeState}` as MessageKey))}` +
-    `${item("col.mode", r.chargeMode === null ? "" : tr(`mode.${r.chargeMode}` as MessageKey))}${item("detail.temperature", r.temperatureC === null ? "" : `${r.temperatureC} °C`)}` +
+    `${item("col.mode", r.chargeMode === null ? "" : label(state.lang, "mode", r.chargeMode))}${item("detail.temperature", r.temperatureC === null ? "" : `${r.temperatureC} °C`)}` +
+    `${item("col.soh", r.sohPercent === null ? "" : `${r.sohPercent} %`)}${item("col.cycles", r.cycleCount === null ? "" : String(r.cycleCount))}` +
+    `${item("detail.discharge", r.dischargePercentPerHour === null ? "" : tr("detail.perHour", { value: r.dischargePercentPerHour }))}${item("detail.alarms", alarmNames(r.powerAlarms))}` +
+    `${item("detail.polls", r.pollsState === null ? "" : label(state.lang, "polls", r.pollsState))}${item("detail.station", r.healthStationId)}` +
     `${item("col.lastSeen", r.lastSeenMs ? formatTime(r.lastSeenMs) : tr("never"))}${item("col.online", tr(r.online ? "yes" : "no"))}` +
     `${item("col.firmware", r.firmwareVersion)}${item("detail.backlog", String(r.journalBacklog))}${item("col.records", String(r.records))}</dl>` +
     `<h3>${esc(tr("detail.history"))}</h3><div class="plot" id="plot">${plot(d.history)}</div>` +
     `<h3>${esc(tr("detail.alerts"))}</h3>${alertsTable(d.alerts)}`;
+}
+
+function alarmNames(bits: number): string {
+  const out: string[] = [];
+  for (let k = 1; k <= 8; k++) if (bits & (1 << k)) out.push(label(state.lang, "alarm", k));
+  return out.join(state.lang === "ar" ? "، " : ", ");
 }
 
 /** Battery mV (left axis) and state of charge % (right axis) over time, as inline SVG. */
@@ -429,7 +468,9 @@ function alertsTable(alerts: Array<Alert & { governorate?: string; office?: stri
       .map(
         (a) =>
           `<tr data-alert="${esc(a.id)}"><td class="sev-${a.severity}">${esc(tr(`severity.${a.severity}` as MessageKey))}</td>` +
-          `<td data-device="${esc(a.deviceId)}"><button class="link" dir="ltr">${esc(a.deviceId)}</button></td>` +
+          (a.stationId !== undefined
+            ? `<td data-station="${esc(a.stationId)}"><button class="link" dir="ltr">${esc(a.stationId)}</button></td>`
+            : `<td data-device="${esc(a.deviceId)}"><button class="link" dir="ltr">${esc(a.deviceId)}</button></td>`) +
           (withPlace ? `<td>${esc(a.governorate)}</td><td>${esc(a.office)}</td>` : "") +
           `<td>${esc(alertText(state.lang, a))}</td><td>${esc(a.sinceMs ? formatTime(a.sinceMs) : "")}</td></tr>`,
       )
@@ -510,7 +551,9 @@ function renderQuarantine(): void {
 }
 
 async function refreshTab(): Promise<void> {
-  if (state.tab === "alerts") await loadAlerts();
+  stations.show(isStationTab(state.tab) ? state.tab : null);
+  if (isStationTab(state.tab)) await stations.load(state.tab);
+  else if (state.tab === "alerts") await loadAlerts();
   else if (state.tab === "status") await loadStatus();
   else if (state.tab === "quarantine") await loadQuarantine();
 }
@@ -518,11 +561,15 @@ async function refreshTab(): Promise<void> {
 // --- live updates --------------------------------------------------------------------------------
 
 let pendingChanged = new Set<string>();
+let pendingStations = new Set<string>();
+let pendingStationKinds = false;
 let pendingAll = false;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
 function onChanged(ev: ChangedEvent): void {
   for (const id of ev.devices) pendingChanged.add(id);
+  for (const id of ev.stations ?? []) pendingStations.add(id);
+  if (ev.kinds.includes("stations") || ev.kinds.includes("tick") || ev.kinds.includes("elections")) pendingStationKinds = true;
   if (ev.all) pendingAll = true;
   state.lastUpdate = Date.now();
   renderLive();
@@ -533,7 +580,11 @@ async function applyChanges(): Promise<void> {
   refreshTimer = undefined;
   const changed = pendingChanged;
   const all = pendingAll;
+  const changedStations = pendingStations;
+  const stationKinds = pendingStationKinds;
   pendingChanged = new Set();
+  pendingStations = new Set();
+  pendingStationKinds = false;
   pendingAll = false;
   // The current page (its counts and filters may change with any device), the open device if it
   // changed, the badge of critical alerts, and the tab on screen.
@@ -541,6 +592,7 @@ async function applyChanges(): Promise<void> {
   if (state.selected && (all || changed.has(state.selected))) work.push(loadDetail());
   if (state.tab === "status") work.push(loadStatus());
   if (state.tab === "quarantine") work.push(loadQuarantine());
+  if (isStationTab(state.tab) && (all || stationKinds)) work.push(stations.onChanged(state.tab, [...changedStations], all));
   await Promise.allSettled(work);
   document.body.dataset.updates = String(Number(document.body.dataset.updates ?? "0") + 1);
 }
