@@ -18,6 +18,9 @@ missing=()
 for pkg in "${!wanted[@]}"; do
   command -v "${wanted[$pkg]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${wanted[$pkg]}" ] || missing+=("$pkg")
 done
+# PostgreSQL's server binaries (the operations console's server-database store is tested on a
+# throwaway server started by the test itself: test/helpers/postgres.ts).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2

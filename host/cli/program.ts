@@ -14,6 +14,7 @@ import { rebootCommand } from "./commands/reboot.ts";
 import { chargeModeCommand } from "./commands/charge_mode.ts";
 import { registerCommissionCommands } from "./commands/commission.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { importElectionCommand, importElectionDescription } from "../ops/election/import_command.ts";
 import { statusCommand } from "./commands/status.ts";
 import { timeSyncCommand } from "./commands/time_sync.ts";
 import { uploadCommand } from "./commands/upload.ts";
@@ -134,11 +135,18 @@ export function buildProgram(env: NodeJS.ProcessEnv, run: (work: (ctx: CliContex
     .requiredOption("--config <file>", t("opt.config"))
     .action((o: { config: string }, cmd: Command) => run((ctx) => agentCommand(ctx, o.config, defaultAgent), cmd));
 
-  program
+  const ops = program
     .command("ops")
     .description(t("cmd.ops"))
     .requiredOption("--config <file>", t("opt.config"))
     .action((o: { config: string }, cmd: Command) => run((ctx) => opsCommand(ctx, o.config), cmd));
+  ops
+    .command("import-election")
+    .description(importElectionDescription())
+    .argument("<file>", t("arg.file"))
+    .action((file: string, _o: unknown, cmd: Command) =>
+      run((ctx) => importElectionCommand(ctx, cmd.optsWithGlobals<{ config: string }>().config, file), cmd),
+    );
 
   program
     .command("devices")

@@ -10,6 +10,8 @@ import { renderTable } from "../format.ts";
 import { signCommand } from "../../commission/credentials.ts";
 import { commandToJson } from "../../commission/authorize.ts";
 
+const STATUS_DENIED = 2;
+
 export const CHARGE_MODES: Record<string, number> = { normal: 1, storage: 2, maintain: 3 };
 
 export function parseChargeMode(v: string): number {
@@ -23,6 +25,8 @@ export function parseChargeMode(v: string): number {
 interface Outcome {
   deviceId: string;
   ok: boolean;
+  /** Status from the schema (-1: no answer). */
+  code: number;
   status: string;
   message: string;
 }
@@ -52,9 +56,9 @@ export async function chargeModeCommand(
         const s = signCommand(process.env, deviceId, { setChargeMode: { mode } }, ctx.now());
         const r = await ctx.client().command(deviceId, s.signed ? commandToJson(s.command) : { setChargeMode: { mode } });
         const status = enumNumber("Status", r.status) ?? 0;
-        return { deviceId, ok: status === 0, status: enumLabel("Status", status), message: typeof r.message === "string" ? r.message : "" };
+        return { deviceId, ok: status === 0, code: status, status: enumLabel("Status", status), message: typeof r.message === "string" ? r.message : "" };
       } catch (e) {
-        return { deviceId, ok: false, status: "ERROR", message: e instanceof Error ? e.message : String(e) };
+        return { deviceId, ok: false, code: -1, status: "error", message: e instanceof Error ? e.message : String(e) };
       }
     }),
   );
@@ -68,7 +72,7 @@ export async function chargeModeCommand(
     throw new CliError(
       EXIT.deviceFailure,
       t("charge.someFailed", { n: failed.length, total: outcomes.length }),
-      failed.some((x) => x.status === "STATUS_DENIED") ? t("command.deniedHint") : t("command.rejectedHint", { device: failed[0].deviceId }),
+      failed.some((x) => x.code === STATUS_DENIED) ? t("command.deniedHint") : t("command.rejectedHint", { device: failed[0].deviceId }),
     );
   }
   return EXIT.ok;
