@@ -354,8 +354,9 @@ test("a store that fails: no ack while it fails, the error reported, the resend 
     assert.deepEqual(r.store.seqs("RAD-SES-06"), [1]);
 
     r.store.failRecords = false;
-    await waitFor("resent record stored and acked", () => acked(dev) === 2, 8000); // the device resends after 3 s
-    assert.deepEqual(r.store.seqs("RAD-SES-06"), [1, 2]);
+    // The device resends after 3 s (it may have journalled more by then, e.g. a power alarm).
+    await waitFor("resent record stored and acked", () => acked(dev) >= 2, 8000);
+    assert.deepEqual(r.store.seqs("RAD-SES-06").slice(0, 2), [1, 2]);
     assert.ok(session.info().counters.storeErrors >= 1);
     assert.equal(session.state, "ready");
   } finally {

@@ -196,7 +196,8 @@ export function seedElection(
       out.missingResult.push(stationId);
       continue;
     }
-    const admitted = verified + exempted;
+    // TurnoutCounts.verified counts every voter marked as voted, the exempted ones included.
+    const admitted = verified;
     const ballots = k === 3 ? admitted + 2 : admitted;
     if (k === 3) out.mismatched.push(stationId);
     const v = stationVotes(s, ballots);
