@@ -5,6 +5,8 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { SqliteOpsStore } from "./store/sqlite_store.ts";
+import { PgStore } from "./store/pg_store.ts";
+import type { OpsStore } from "./store/store.ts";
 import { importRegistry } from "./registry/registry.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { startOpsWeb, type OpsWeb } from "./web/server.ts";
@@ -14,7 +16,8 @@ import { RESULT_DEADLINE_MS } from "./views/stations.ts";
 
 export interface OpsConfig {
   mqtt: { url: string; shared?: string; username?: string; password?: string };
-  store: { path: string };
+  /** `path`: a SQLite file (the default store); `postgres`: a PostgreSQL URL (store/pg_store.ts). */
+  store: { path: string } | { postgres: string };
   /** Provisioning file (JSON or CSV) imported at start; later imports add or update devices. */
   registry?: string;
   /** Election definitions (a file or a directory, see election/election.ts) imported at start. */
@@ -47,7 +50,12 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
   const web = sect("web");
   const reports = sect("reports");
   if (typeof mqtt.url !== "string" || !/^(mqtts?|wss?):\/\//.test(mqtt.url)) throw new OpsConfigError("mqtt.url must be an mqtt://, mqtts://, ws:// or wss:// URL");
-  if (typeof store.path !== "string" || store.path === "") throw new OpsConfigError("store.path must name the SQLite file");
+  if (store.postgres !== undefined) {
+    if (store.path !== undefined) throw new OpsConfigError("store: give path (a SQLite file) or postgres (a PostgreSQL URL), not both");
+    if (typeof store.postgres !== "string" || !/^postgres(ql)?:\/\/./.test(store.postgres)) {
+      throw new OpsConfigError("store.postgres must be a postgres:// URL (postgres://user:password@host:5432/database)");
+    }
+  } else if (typeof store.path !== "string" || store.path === "") throw new OpsConfigError("store.path must name the SQLite file (or store.postgres a PostgreSQL URL)");
   const port = web.port ?? 8080;
   if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) throw new OpsConfigError("web.port must be a port number");
   const lang = web.lang ?? "en";
@@ -75,7 +83,7 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
       username: typeof mqtt.username === "string" ? mqtt.username : undefined,
       password: typeof mqtt.password === "string" ? mqtt.password : undefined,
     },
-    store: { path: rel(store.path) },
+    store: typeof store.postgres === "string" ? { postgres: store.postgres } : { path: rel(store.path as string) },
     registry: typeof c.registry === "string" ? rel(c.registry) : undefined,
     election: typeof c.election === "string" ? rel(c.election) : undefined,
     commissionKeyHex: commissionKey,
@@ -97,7 +105,7 @@ export function loadOpsConfig(path: string): OpsConfig {
 }
 
 export interface RunningOps {
-  store: SqliteOpsStore;
+  store: OpsStore;
   ingest: Ingest;
   web: OpsWeb;
   reports: ReportSchedule;
@@ -105,10 +113,16 @@ export interface RunningOps {
   stop(): Promise<void>;
 }
 
+/** The configured store: a SQLite file (its directory made if missing) or a PostgreSQL database. */
+export function openOpsStore(config: OpsConfig["store"]): OpsStore {
+  if ("postgres" in config) return new PgStore(config.postgres);
+  mkdirSync(dirname(config.path), { recursive: true });
+  return new SqliteOpsStore(config.path);
+}
+
 export async function startOps(config: OpsConfig): Promise<RunningOps> {
-  mkdirSync(dirname(config.store.path), { recursive: true });
   mkdirSync(config.reports.outDir, { recursive: true });
-  const store = new SqliteOpsStore(config.store.path);
+  const store = openOpsStore(config.store);
   if (config.registry) importRegistry(store, config.registry);
   if (config.election) {
     try {
@@ -133,7 +147,8 @@ export async function startOps(config: OpsConfig): Promise<RunningOps> {
     lang: config.web.lang,
     alertOptions: { healthIntervalMs: config.healthIntervalMs },
     resultDeadlineMs: config.resultDeadlineMs,
-    sharedStore: config.mqtt.shared !== undefined,
+    // A PostgreSQL database is there to be shared by several consoles.
+    sharedStore: config.mqtt.shared !== undefined || "postgres" in config.store,
     commissionKeyHex: config.commissionKeyHex,
     importToken: config.web.importToken,
   });

@@ -41,14 +41,13 @@ export function importElectionTexts(): ReadonlyArray<[string, { en: string; ar: 
 export async function importElectionCommand(ctx: CliContext, configPath: string, file: string): Promise<ExitCode> {
   const ops = await import("../ops.ts");
   const election = await import("./election.ts");
-  const { SqliteOpsStore } = await import("../store/sqlite_store.ts");
   let config;
   try {
     config = ops.loadOpsConfig(configPath);
   } catch (e) {
     throw new CliError(EXIT.error, tx("failed", { detail: (e as Error).message }));
   }
-  const store = new SqliteOpsStore(config.store.path);
+  const store = ops.openOpsStore(config.store);
   try {
     const list = election.importElection(store, file, { commissionKeyHex: config.commissionKeyHex, nowMs: ctx.now() });
     const summaries = list.map((e) => election.electionSummary(e));
