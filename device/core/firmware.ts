@@ -393,10 +393,22 @@ export class Firmware {
   }
 
   _identity(done: () => void): void {
+    this._identityAttempt(done, 3);
+  }
+
+  /** One try at waking the secure element; a transient failure is tried again before faulting. */
+  _identityAttempt(done: () => void, triesLeft: number): void {
     const self = this;
     const se = this.se;
     se.wake(function (err) {
       if (err !== null) {
+        if (triesLeft > 1) {
+          self.log("secure element: " + err.message + "; trying again");
+          self.p.timers.setTimeout(function () {
+            self._identityAttempt(done, triesLeft - 1);
+          }, 200);
+          return;
+        }
         self._fault(Peripheral.SECURE_ELEMENT, "secure element: " + err.message);
         self.bootId = self.p.system.random32() >>> 0;
         done();

@@ -245,7 +245,10 @@ export class TallyService {
     const self = this;
     if (!this._logOk) return "the ballot log could not be opened";
     if (this._loading) return "an election definition is already being loaded";
-    const parsed = parseElection(artifact, this._o.stationId());
+    // A fresh device learns its station from the definition itself (the authority has already
+    // refused one for another station); a device bound to a station checks it.
+    const mine = this._o.stationId();
+    const parsed = parseElection(artifact, mine !== "" ? mine : (artifact.stationId ?? ""));
     const e = parsed.election;
     if (e === null) return parsed.error ?? "bad definition";
     this._loading = true;

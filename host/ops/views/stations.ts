@@ -36,6 +36,7 @@ import {
   RecordKind,
   rejectReasonName,
   sumVotes,
+  type ContestResultV,
   type StationResultV,
   type TurnoutCountsV,
 } from "./payloads.ts";
@@ -282,6 +283,21 @@ interface Views {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * A contest's counts fit its ballots: every ballot is blank, invalid or marked. With one mark a
+ * ballot, votes + blank + invalid = ballots exactly; with up to k marks the marked ballots (n)
+ * give between n and k x n votes. Without the definition only the lower bound is known.
+ */
+export function contestAddsUp(c: ContestResultV, ballots: number, maxMarks: number | undefined): boolean {
+  const k = maxMarks !== undefined && maxMarks > 0 ? maxMarks : undefined;
+  if (k === 1) return sumVotes(c) === ballots;
+  const marked = ballots - c.blank - c.invalid;
+  if (marked < 0) return false;
+  let votes = 0;
+  for (const v of c.votes) votes += v;
+  return votes >= marked && (k === undefined || votes <= k * marked);
+}
 
 export class StationViews {
   private readonly deadlineMs: number;
@@ -624,7 +640,7 @@ export class StationViews {
       };
     }
     const def = this.elections.forStation(s.stationId, r.electionId);
-    if (r.contests.some((c) => sumVotes(c) !== r.ballotsCounted)) flags.push("inconsistent");
+    if (r.contests.some((c) => !contestAddsUp(c, r.ballotsCounted, def?.contests.find((x) => x.id === c.contestId)?.maxMarks))) flags.push("inconsistent");
     const close = this.closeOf(s.stationId)?.ms || r.closedMs;
     if (close && first.receivedMs > close + this.deadlineMs) flags.push("late");
     const dev = this.registry.get(first.deviceId);
