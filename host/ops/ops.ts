@@ -138,6 +138,8 @@ export async function startOps(config: OpsConfig): Promise<RunningOps> {
     store,
     shared: config.mqtt.shared,
     mqtt: { username: config.mqtt.username, password: config.mqtt.password },
+    // Only a console that is the store's sole writer may trust its own memory of what is stored.
+    soleWriter: !(config.mqtt.shared !== undefined || "postgres" in config.store),
   });
   const web = await startOpsWeb({
     store,

@@ -285,3 +285,40 @@ test("the verify pool verifies in workers and keeps order within and across batc
   assert.ok(pool.verified - before >= 8 * 36, "checked in the workers");
   assert.deepEqual(await pool.verify([]), []);
 });
+
+test("the store's 'certainly not stored' shortcut: duplicates and replays of stored records are still caught", async () => {
+  const store = new SqliteOpsStore(":memory:");
+  const pool = new VerifyPool({ size: 1 });
+  after(() => pool.close());
+  store.upsertDevices([registryEntry(devA.serial, devA.publicKey, { role: "verification", site: "s" })]);
+  const seqs = [...devA.records.keys()].sort((a, b) => a - b);
+  const first = devA.records.get(seqs[0])!;
+  const second = devA.records.get(seqs[1])!;
+  const third = devA.records.get(seqs[2])!;
+  // Stored before ingest starts (a previous session), read from the database on first use.
+  const f1 = readRecord(first);
+  store.putRecords([{ deviceId: devA.serial, seq: f1.seq, prevSeq: f1.prevSeq, timeMs: f1.timeMs, kind: f1.kind, bytes: first, receivedMs: 1, site: "s" }]);
+  assert.equal(store.mayHaveRecord(devA.serial, f1.seq), true);
+  assert.equal(store.mayHaveRecord(devA.serial, f1.seq + 1), false);
+  assert.equal(store.mayHaveRecord("NOT-THERE", 1), false);
+  const ingest = new Ingest({ url: "mqtt://unused", store, pool, batchMs: 1 });
+  const topic = `pollkit/v1/s/${devA.serial}/record`;
+  ingest.onMessage(topic, Buffer.from(second));
+  await ingest.drain();
+  // Stored through the same store after ingest looked the device up: the shortcut is raised too.
+  const f3 = readRecord(third);
+  store.putRecords([{ deviceId: devA.serial, seq: f3.seq, prevSeq: f3.prevSeq, timeMs: f3.timeMs, kind: f3.kind, bytes: third, receivedMs: 2, site: "s" }]);
+  assert.equal(store.mayHaveRecord(devA.serial, f3.seq), true);
+  ingest.onMessage(topic, Buffer.from(first)); // exact duplicate of a record of a previous session
+  ingest.onMessage(topic, Buffer.from(third)); // exact duplicate stored behind ingest's back
+  ingest.onMessage(topic, Buffer.from(flipPayloadBit(third))); // forged copy of a stored seq
+  await ingest.drain();
+  const s = ingest.stats();
+  assert.equal(s.stored, 1, "only the second record was new");
+  assert.equal(s.duplicates, 2);
+  assert.deepEqual(s.quarantined, { "bad-signature": 1 });
+  assert.equal(s.verified, 2, "the duplicates were not verified");
+  assert.deepEqual(Buffer.from(store.recordBytes(devA.serial, f3.seq)!), Buffer.from(third));
+  await ingest.close();
+  store.close();
+});

@@ -19,9 +19,11 @@
 // Anything else: quarantine (bad-topic, unknown-device, malformed, ...). Nothing unverified
 // reaches records.
 //
-// Batching: items are collected for batchMs (default 5) or up to batchMax (default 512); the
-// batch's signatures go to the verify pool (worker threads), then the batch is committed in one
-// store transaction. Batches verify concurrently and commit in arrival order. Backpressure: when
+// Batching: items are collected for batchMs (default 5) or up to batchMax (default 512); while
+// two batches or more already wait for verification or commit, a batch keeps growing (up to
+// batchMax or 10 x batchMs). The batch's signatures go to the verify pool (worker threads), then
+// the batch is committed in one store transaction. The replay check skips the store lookup for a
+// seq the store knows is above everything stored (mayHaveRecord, when this is the only writer). Batches verify concurrently and commit in arrival order. Backpressure: when
 // more than highWater items wait, the MQTT client stops reading (the QoS 1 PUBACK is held back),
 // so the broker queues instead of this process.
 
@@ -55,6 +57,12 @@ export interface IngestOptions {
   highWater?: number;
   /** Log lines kept per device (default 50; 0 ignores logs). */
   logLines?: number;
+  /**
+   * This console is the only one writing records to the store (default: no shared subscription).
+   * Then the store's mayHaveRecord (if it has one) lets ingest skip the stored-copy lookup for
+   * sequence numbers above what is stored; with other writers every check asks the store.
+   */
+  soleWriter?: boolean;
   /** Extra mqtt.js options (clientId, username, password, ca, cert, key, ...). */
   mqtt?: IClientOptions;
   clock?: () => number;
@@ -150,6 +158,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly highWater: number;
   private readonly logLines: number;
   private readonly registry = new Map<string, RegisteredDevice>();
+  /**
+   * The store's "certainly not stored" shortcut (mayHaveRecord of SqliteOpsStore, PgStore), used
+   * when this console is the only writer (options.soleWriter); otherwise every check asks the store.
+   */
+  private readonly mayHave: ((deviceId: string, seq: number) => boolean) | null;
   /** (device, seq) received and not yet committed → the bytes of the first copy. */
   private readonly inFlight = new Map<string, Uint8Array>();
   private readonly logs = new Map<string, string[]>();
@@ -158,6 +171,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private batch: Batch = newBatch();
   private timer: NodeJS.Timeout | null = null;
   private commitChain: Promise<void> = Promise.resolve();
+  /** Batches flushed and not yet committed. */
+  private batchesInChain = 0;
+  private batchStartMs = 0;
   private pendingItems = 0;
   private readonly paused: (() => void)[] = [];
   private windowStart = 0;
@@ -188,6 +204,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.batchMax = options.batchMax ?? 512;
     this.highWater = options.highWater ?? 20000;
     this.logLines = options.logLines ?? 50;
+    const withHint = this.store as OpsStore & { mayHaveRecord?: (deviceId: string, seq: number) => boolean };
+    const soleWriter = options.soleWriter ?? options.shared === undefined;
+    this.mayHave = soleWriter && typeof withHint.mayHaveRecord === "function" ? withHint.mayHaveRecord.bind(withHint) : null;
     this.reloadRegistry();
   }
 
@@ -370,7 +389,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     // Exact duplicates (agent resends) are dropped before verification: the stored copy verified.
     const key = `${deviceId}\u0000${f.seq}`;
-    const seen = this.inFlight.get(key) ?? this.store.recordBytes(deviceId, f.seq);
+    const seen = this.inFlight.get(key) ?? this.storedBytes(deviceId, f.seq);
     if (seen !== null && bytesEqual(seen, payload)) {
       this.s.duplicates++;
       return;
@@ -391,6 +410,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
       verifyIndex,
     });
     this.added();
+  }
+
+  /** The stored bytes of (device, seq), or null; skips the query when the store knows it cannot be there. */
+  private storedBytes(deviceId: string, seq: number): Uint8Array | null {
+    if (this.mayHave !== null && !this.mayHave(deviceId, seq)) return null;
+    return this.store.recordBytes(deviceId, seq);
   }
 
   private onHealth(topic: string, site: string, deviceId: string, payload: Buffer, now: number): void {
@@ -459,8 +484,25 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.batch.size++;
     this.pendingItems++;
     if (this.batch.size >= this.batchMax) this.flush();
-    else if (this.timer === null) this.timer = setTimeout(() => this.flush(), this.batchMs);
+    else if (this.timer === null) {
+      this.batchStartMs = performance.now();
+      this.timer = setTimeout(this.onBatchTimer, this.batchMs);
+    }
   }
+
+  /**
+   * The batch timer: flushes, unless two batches or more are already waiting for verification or
+   * their commit; then the batch keeps growing (up to batchMax, or 10 x batchMs), since it would
+   * only queue behind them: fewer, larger batches cost the store and the pool less per record.
+   */
+  private readonly onBatchTimer = (): void => {
+    this.timer = null;
+    if (this.batchesInChain >= 2 && performance.now() - this.batchStartMs < this.batchMs * 10) {
+      this.timer = setTimeout(this.onBatchTimer, this.batchMs);
+      return;
+    }
+    this.flush();
+  };
 
   private flush(): void {
     if (this.timer !== null) {
@@ -471,6 +513,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (b.size === 0) return;
     this.batch = newBatch();
     this.s.batches++;
+    this.batchesInChain++;
     const verdicts: Promise<boolean[]> = b.verify.length > 0 ? this.pool.verify(b.verify) : Promise.resolve([]);
     // Verification runs now (concurrently with other batches); commits keep arrival order.
     verdicts.catch(() => undefined);
@@ -493,6 +536,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           if (this.inFlight.get(p.key) === p.rec.bytes) this.inFlight.delete(p.key);
         }
         this.pendingItems -= b.size;
+        this.batchesInChain--;
         if (this.pendingItems <= this.highWater / 2) for (const done of this.paused.splice(0)) done();
       }
     });
@@ -515,7 +559,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         });
         continue;
       }
-      const existing = inBatch.get(p.key) ?? this.store.recordBytes(r.deviceId, r.seq);
+      const existing = inBatch.get(p.key) ?? this.storedBytes(r.deviceId, r.seq);
       if (existing !== null) {
         if (bytesEqual(existing, r.bytes)) this.s.duplicates++;
         else {

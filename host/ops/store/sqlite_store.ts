@@ -201,6 +201,7 @@ export class SqliteOpsStore implements OpsStore {
     devices: Database.Statement<[], DeviceRow>;
     insertRecord: Database.Statement;
     recordBytes: Database.Statement<[string, number], { bytes: Buffer }>;
+    maxSeq: Database.Statement<[string], { m: number | null }>;
     nextLink: Database.Statement<[string, number, number], { seq: number }>;
     ensureState: Database.Statement<[string]>;
     stateTop: Database.Statement<[string], { chain_top: number }>;
@@ -221,6 +222,8 @@ export class SqliteOpsStore implements OpsStore {
   private readonly putElectionsTx: (elections: StoredElection[]) => void;
   private closed = false;
   private readonly afterStatements = new Map<string, Database.Statement>();
+  /** Per device: the highest seq stored, as far as this instance knows (loaded on first use, raised by putRecords). */
+  private readonly maxSeqKnown = new Map<string, number>();
 
   /** `path`: a file, or ":memory:" (tests). */
   constructor(readonly path: string, options: SqliteOpsStoreOptions = {}) {
@@ -245,6 +248,7 @@ export class SqliteOpsStore implements OpsStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       recordBytes: db.prepare("SELECT bytes FROM records WHERE device_id = ? AND seq = ?"),
+      maxSeq: db.prepare("SELECT max(seq) AS m FROM records WHERE device_id = ?"),
       nextLink: db.prepare("SELECT seq FROM records WHERE device_id = ? AND seq > ? AND prev_seq <= ? ORDER BY seq LIMIT 1"),
       ensureState: db.prepare("INSERT OR IGNORE INTO device_state (device_id) VALUES (?)"),
       stateTop: db.prepare("SELECT chain_top FROM device_state WHERE device_id = ?"),
@@ -287,6 +291,8 @@ export class SqliteOpsStore implements OpsStore {
           continue;
         }
         inserted++;
+        const known = this.maxSeqKnown.get(r.deviceId);
+        if (known !== undefined && r.seq > known) this.maxSeqKnown.set(r.deviceId, r.seq);
         let list = byDevice.get(r.deviceId);
         if (!list) byDevice.set(r.deviceId, (list = []));
         list.push(r);
@@ -370,6 +376,21 @@ export class SqliteOpsStore implements OpsStore {
   recordBytes(deviceId: string, seq: number): Uint8Array | null {
     const r = this.st.recordBytes.get(deviceId, seq);
     return r ? u8(r.bytes) : null;
+  }
+
+  /**
+   * False only when (deviceId, seq) is certainly not stored: seq is above the device's highest
+   * stored seq as this instance knows it (read once per device, then raised by putRecords; a
+   * rolled-back batch only leaves it too high, which answers true). Exact as long as no other
+   * process writes records to the same file. Ingest uses it to skip recordBytes on the hot path.
+   */
+  mayHaveRecord(deviceId: string, seq: number): boolean {
+    let m = this.maxSeqKnown.get(deviceId);
+    if (m === undefined) {
+      m = this.st.maxSeq.get(deviceId)?.m ?? 0;
+      this.maxSeqKnown.set(deviceId, m);
+    }
+    return seq <= m;
   }
 
   records(filter: { deviceId?: string; kind?: number; sinceMs?: number; limit?: number }): StoredRecord[] {
