@@ -4,7 +4,7 @@
 
 import { Command } from "commander";
 import { runDevice } from "./device_runner.ts";
-import { runDemo } from "./demo.ts";
+import { DEFAULT_SPEED, runDemo } from "./demo.ts";
 
 const program = new Command();
 program.name("pollkit-sim").description("pollkit hardware simulator: devices on real pseudo-terminals");
@@ -42,11 +42,26 @@ program
 
 program
   .command("demo")
-  .description("simulated devices on pseudo-terminals, a host session on each, what flows between them")
-  .option("--devices <n>", "number of devices", "2")
+  .description(
+    "an election day played on simulated devices: the embedded broker, the operations console, a host agent per site and, per polling station, a verification and a result device on pseudo-terminals",
+  )
+  .option("--stations <n>", "polling stations, each with a verification device and a result device, over two sites", "2")
+  .option("--devices <n>", "number of devices (two per station; rounded up): the same as --stations n/2")
+  .option("--voters <n>", "voters on each station's register", "4")
+  .option("--speed <x>", "simulated seconds per real second: battery physics and the pacing of the story", String(DEFAULT_SPEED))
+  .option("--port <port>", "the dashboard's port (0: any free port)", "8080")
   .option("--seconds <n>", "stop after this many seconds (default: until Ctrl-C)")
-  .action(async (opts: { devices: string; seconds?: string }) => {
-    await runDemo({ devices: Number(opts.devices), seconds: opts.seconds ? Number(opts.seconds) : undefined });
+  .option("--verbose", "also print every device's console lines")
+  .action(async (opts: { stations: string; devices?: string; voters: string; speed: string; port: string; seconds?: string; verbose?: boolean }) => {
+    const stations = opts.devices !== undefined ? Math.ceil(Number(opts.devices) / 2) : Number(opts.stations);
+    await runDemo({
+      stations,
+      voters: Number(opts.voters),
+      speed: Number(opts.speed),
+      port: Number(opts.port),
+      seconds: opts.seconds !== undefined ? Number(opts.seconds) : undefined,
+      verbose: opts.verbose === true,
+    });
   });
 
 program.parseAsync().catch((e: unknown) => {

@@ -1,100 +1,115 @@
-// The demo (README quick start): an embedded MQTT broker, simulated devices each on its own
-// pseudo-terminal, the real host agent serving them (sessions, outbox, MQTT) and a subscriber
-// standing in for the operations department, printing what arrives. Along the way: diagnostics
-// through the agent's control API, and a cable pulled and put back.
+// The demo (README quick start, `npm start`): the embedded MQTT broker, the operations console
+// (dashboard and JSON API), one host agent per site (two sites), and per polling station a
+// verification device and a result device, each on its own pseudo-terminal, all real parts (the
+// firmware, the chip models, the agent's sessions, outbox and MQTT, the console's ingest and
+// views). It plays an accelerated story (simulator/demo/story.ts): warehouse racks, a charger
+// fault, station data uploaded, election day with genuine and refused voters, a cable pulled, a
+// power cut mid-count, polls closing, results transmitted and reconciled. Then it keeps running,
+// so the dashboard can be explored, until Ctrl-C (or --seconds).
 
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import mqtt from "mqtt";
-import { runDevice, type RunningDevice } from "./device_runner.ts";
-import { startEmbeddedBroker } from "../../host/broker/embedded.ts";
-import { startAgent, parseAgentConfig } from "../../host/agent/agent.ts";
-import { root, type as pbType } from "../../protocol/node/schema.ts";
+import { startWorld, type World } from "../demo/world.ts";
+import { StoryClock, StoryStopped } from "../demo/clock.ts";
+import { BatteryPhysics } from "../demo/physics.ts";
+import { ConsoleApi } from "../demo/console_api.ts";
+import { playStory, STORY_START } from "../demo/story.ts";
 
-const RecordT = pbType("Record");
-const HealthT = pbType("Health");
-const RecordKindEnum = root.lookupEnum("pollkit.v1.RecordKind");
+export interface DemoOptions {
+  /** Polling stations (one VVD and one RAD each), spread over the two sites. */
+  stations: number;
+  /** Voters on each station's register. */
+  voters: number;
+  /** Simulated seconds per real second (battery physics and the story's pacing). */
+  speed: number;
+  /** The dashboard's port (0: any free port). */
+  port: number;
+  /** Stop after this many seconds (default: at Ctrl-C). */
+  seconds?: number;
+  /** Print every device's console lines too. */
+  verbose?: boolean;
+}
 
-export async function runDemo(o: { devices: number; seconds?: number }): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "pollkit-demo-"));
-  const broker = await startEmbeddedBroker({ port: 0 });
-  console.log(`demo: MQTT broker (embedded aedes) on ${broker.url}`);
+export const DEFAULT_SPEED = 720;
+export const MAX_VOTERS = 30;
 
-  const devices: RunningDevice[] = [];
-  for (let i = 0; i < o.devices; i++) {
-    const role = i % 2 === 0 ? "verification" : "result";
-    const serial = `${role === "verification" ? "VVD" : "RAD"}-${String(i + 1).padStart(6, "0")}`;
-    const dev = await runDevice({ serial, role, link: join(dir, `${serial}.tty`), stateDir: join(dir, serial), healthIntervalMs: 5000 });
-    devices.push(dev);
-    console.log(`demo: ${serial} (${role} device) on ${dev.hostPath}`);
+/** Checks the options; returns an error for a person, or null. */
+export function demoOptionsError(o: DemoOptions): string | null {
+  if (!Number.isInteger(o.stations) || o.stations < 1 || o.stations > 20) return "--stations must be a whole number from 1 to 20";
+  if (!Number.isInteger(o.voters) || o.voters < 2 || o.voters > MAX_VOTERS) return `--voters must be a whole number from 2 to ${MAX_VOTERS}`;
+  if (!Number.isFinite(o.speed) || o.speed < 1 || o.speed > 1e6) return "--speed must be a number from 1 to 1000000";
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) return "--port must be a port number (0: any free port)";
+  if (o.seconds !== undefined && !(Number.isFinite(o.seconds) && o.seconds > 0)) return "--seconds must be a positive number";
+  return null;
+}
+
+export async function runDemo(o: DemoOptions): Promise<void> {
+  const err = demoOptionsError(o);
+  if (err !== null) {
+    console.error(`pollkit-sim demo: ${err}`);
+    process.exit(2);
   }
+  const t0 = performance.now();
+  const out = (line: string): void => console.log(line);
+  const say = (line: string): void => out(`demo: ${line}`);
+  const minutes = o.speed / 60;
+  say(`an election day on simulated devices, ${o.speed}x faster than real time (one second here is ${minutes >= 1 ? `${+minutes.toFixed(1)} minutes` : `${o.speed} seconds`})`);
 
-  // The operations department's view: everything under pollkit/v1/.
-  const ops = mqtt.connect(broker.url, { clientId: "demo-operations" });
-  let records = 0;
-  ops.on("message", (topic, payload) => {
-    const [, , site, device, channel] = topic.split("/");
-    if (channel === "record") {
-      const r = RecordT.toObject(RecordT.decode(payload), { longs: Number }) as { seq: number; kind: number; signature?: Uint8Array };
-      records++;
-      const signed = r.signature && r.signature.length === 64 ? ", signed" : "";
-      console.log(`  ops <- ${site}/${device}: record ${r.seq} ${RecordKindEnum.valuesById[r.kind] ?? r.kind}${signed}`);
-    } else if (channel === "health") {
-      const h = HealthT.toObject(HealthT.decode(payload), { longs: Number }) as { uptimeS?: number; journalBacklog?: number };
-      console.log(`  ops <- ${site}/${device}: health, up ${h.uptimeS ?? 0} s, backlog ${h.journalBacklog ?? 0}`);
-    } else if (channel === "status") console.log(`  ops <- ${site}/${device}: ${payload.toString()}`);
-  });
-  await new Promise<void>((resolve) => ops.once("connect", () => ops.subscribe("pollkit/v1/#", { qos: 1 }, () => resolve())));
-
-  const agent = await startAgent(
-    parseAgentConfig(
-      {
-        site: "demo-site",
-        agentId: "demo-agent",
-        serial: { paths: devices.map((d) => d.hostPath), scanIntervalMs: 300 },
-        outbox: { path: join(dir, "outbox.db") },
-        mqtt: { url: broker.url },
-        control: { port: 0 },
-      },
-      dir,
-    ),
-  );
-  console.log(`demo: host agent running; try: npx tsx host/cli/bin.ts devices --agent ${agent.controlUrl}`);
-  console.log("demo: devices report health every 5 s; Ctrl-C stops");
-
+  let world: World | null = null;
+  let clock: StoryClock | null = null;
+  let sampler: NodeJS.Timeout | null = null;
   let stopping = false;
-  const stop = async (): Promise<void> => {
+  const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    await agent.stop();
-    for (const d of devices) await d.stop();
-    await ops.endAsync();
-    await broker.close();
-    console.log(`demo: stopped; the operations subscriber received ${records} journal records`);
+    out("");
+    say(`stopping (${why})`);
+    clock?.stop();
+    if (sampler !== null) clearInterval(sampler);
+    const forced = setTimeout(() => {
+      say("did not stop within 10 s; exiting anyway");
+      process.exit(0);
+    }, 10000);
+    forced.unref();
+    await world?.stop();
+    say(`stopped after ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop("Ctrl-C"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  if (o.seconds !== undefined) setTimeout(() => void stop(`--seconds ${o.seconds}`), o.seconds * 1000).unref();
 
-  setTimeout(async () => {
-    for (const d of devices) {
-      const id = d.device.options.serial;
-      const res = await fetch(`${agent.controlUrl}/v1/devices/${id}/command`, { method: "POST", body: JSON.stringify({ command: { diagnostics: {} } }) });
-      const body = (await res.json()) as { result?: { message?: string } };
-      console.log(`demo: diagnostics of ${id}: ${body.result?.message ?? res.status}`);
-    }
-  }, 2500);
-  setTimeout(async () => {
-    if (stopping || devices.length === 0) return;
-    const d = devices[0];
-    console.log(`demo: pulling the cable of ${d.device.options.serial}; it keeps journalling`);
-    await d.unplug();
-    d.device.firmware?.record(12, new Uint8Array([1]));
-    d.device.firmware?.record(12, new Uint8Array([2]));
-    await new Promise((r) => setTimeout(r, 2000));
-    await d.replug();
-    console.log("demo: cable back in; the agent reopens the port and the device resends what is unacknowledged");
-  }, 6000);
-  if (o.seconds !== undefined) setTimeout(() => void stop(), o.seconds * 1000);
+  try {
+    world = await startWorld({
+      stations: o.stations,
+      voters: o.voters,
+      port: o.port,
+      say,
+      onDeviceLog: o.verbose ? (serial, line) => out(`  [${serial}] ${line}`) : undefined,
+    });
+  } catch (e) {
+    if (stopping) return;
+    console.error(`pollkit-sim demo: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  }
+  if (stopping) return;
+  const w = world;
+  say(`dashboard: ${w.ops.url}   (fleet, alerts, turnout, results, reconciliation; ?lang=ar for Arabic)`);
+  for (const s of w.sites) say(`host agent ${s.agentId} (site ${s.id}, ${s.governorate} / ${s.office}): ${s.agent.controlUrl}   try: POLLKIT_AGENT=${s.agent.controlUrl} npx tsx host/cli/bin.ts devices`);
+  say("Ctrl-C stops");
+
+  const physics = new BatteryPhysics(() => w.devices.map((d) => d.running.device));
+  clock = new StoryClock({ speed: o.speed, startMs: STORY_START, onAdvance: (sim, real) => physics.onAdvance(sim, real) });
+  clock.start();
+  sampler = setInterval(() => physics.sample(), 500);
+  try {
+    const r = await playStory({ world: w, console: new ConsoleApi(w.ops.url), clock, physics, out });
+    out("");
+    say(
+      `story complete in ${((performance.now() - t0) / 1000).toFixed(0)} s${r.problems.length ? ` with ${r.problems.length} problem(s): ${r.problems.join("; ")}` : ", everything as it should be"}`,
+    );
+    say(`the devices keep running and reporting; the dashboard stays at ${w.ops.url}; Ctrl-C stops`);
+  } catch (e) {
+    if (e instanceof StoryStopped || stopping) return;
+    out(`!!     the story stopped: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    say(`the devices keep running; the dashboard stays at ${w.ops.url}; Ctrl-C stops`);
+  }
 }
