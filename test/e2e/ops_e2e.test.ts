@@ -58,7 +58,7 @@ test("device to dashboard: within a second, forged records never", { timeout: 90
     await page.waitForSelector('#fleet-body tr[data-device="VVD-OPS-001"]');
 
     // A signed audit record made on the device now: at the console within a second.
-    const rowBefore = await page.locator('#fleet-body tr[data-device="VVD-OPS-001"]').textContent();
+    const updatesBefore = Number((await page.evaluate(() => (globalThis as unknown as { document: { body: { dataset: { updates?: string } } } }).document.body.dataset.updates)) ?? "0");
     const before = await records();
     // Timed from the moment it is in the journal (signing on the secure element takes ~250 ms
     // before that, as on the real chip).
@@ -69,17 +69,17 @@ test("device to dashboard: within a second, forged records never", { timeout: 90
     console.log(`journalled on the device -> counted at the operations console: ${latency.toFixed(0)} ms`);
     assert.ok(latency < 1000, `record reached the console in ${latency.toFixed(0)} ms`);
 
-    // The open page updates by itself (server-sent events): its row changes (last seen, records
-    // stored) without a reload.
+    // The open page updates by itself: the server's "changed" event (server-sent events) makes it
+    // reload the fleet page in place, without a reload of the page (body[data-updates] counts it).
     await page.waitForFunction(
       (before) => {
-        const d = (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document;
-        const row = d.querySelector('#fleet-body tr[data-device="VVD-OPS-001"]');
-        return row !== null && row.textContent !== before;
+        const d = (globalThis as unknown as { document: { body: { dataset: { updates?: string } } } }).document;
+        return Number(d.body.dataset.updates ?? "0") > before;
       },
-      rowBefore,
+      updatesBefore,
       { timeout: 5000 },
     );
+    assert.ok(await page.locator('#fleet-body tr[data-device="VVD-OPS-001"]').count(), "the device's row is still there");
 
     // A forged record (a valid one with its payload changed) sent straight to the broker.
     const RecordT = pbType("Record");
