@@ -2,7 +2,7 @@
 // Run: npm run bench:match [-- --data <dir>] [--xs-pairs <n>] [--no-xs]
 //
 // Data: every sub-folder of --data holding `<finger>_<impression>.iso` records is a database
-// (default: ../shared/data/fingerprints/fvc2002 from the repository root, FVC2002 DB1_B..DB4_B).
+// (default: simulator/data/fingerprints/fvc2002, FVC2002 DB1_B..DB4_B).
 // Pairs (see match_data.ts): genuine = every pair of impressions of the same finger (280 per
 // database); impostor = every pair of impressions of two different fingers (2,880 per database:
 // the data README's "2,800" miscounts 80 x 72 / 2). Each pair is scored once, the first record
@@ -23,13 +23,12 @@
 // Output: a table, then ONE JSON line: the averages over the databases of eerPct,
 // fnmrAtFmr1e3Pct, xsComputeMedian and xsComputeP99, and the same per database.
 
-import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { errorRates, loadDatabases, type Database } from "./match_data.ts";
 import { MatchXs } from "./match_xs.ts";
 import { DEFAULT_MATCH_THRESHOLD, prepare, scorePrepared } from "../device/biometrics/matcher.ts";
+import { FVC2002_DIR } from "../simulator/data/fingerprints.ts";
 
-const REPO = fileURLToPath(new URL("../", import.meta.url));
 const GOALS = { eerPct: 2.0, fnmrAtFmr1e3Pct: 5.0, xsComputeMedian: 1_000_000, xsComputeP99: 2_500_000 };
 
 interface Args {
@@ -39,7 +38,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { data: resolve(REPO, "../shared/data/fingerprints/fvc2002"), xsPairs: 240, xs: true };
+  const args: Args = { data: FVC2002_DIR, xsPairs: 240, xs: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--data") args.data = resolve(process.cwd(), argv[++i] ?? "");

@@ -7,12 +7,12 @@
 //   CSV columns: database index, genuine (1/0), score, then the 9 features in matchFeatures order.
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { errorRates, loadDatabases } from "./match_data.ts";
 import { MATCH_PARAMS, matchFeatures, prepare, scorePrepared } from "../device/biometrics/matcher.ts";
+import { FVC2002_DIR } from "../simulator/data/fingerprints.ts";
 
 const params = MATCH_PARAMS as unknown as Record<string, number>;
-let dir = fileURLToPath(new URL("../../shared/data/fingerprints/fvc2002", import.meta.url));
+let dir = FVC2002_DIR;
 let featuresOut = "";
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import {
   TEMPLATE_ERR_ANSI,
   TEMPLATE_ERR_EXTENDED,
@@ -30,8 +29,9 @@ import {
   type Template,
   type TemplateResult,
 } from "./iso19794.ts";
+import { FINGERPRINTS_DIR } from "../../simulator/data/fingerprints.ts";
 
-const DATA = fileURLToPath(new URL("../../../shared/data/fingerprints/", import.meta.url));
+const DATA = FINGERPRINTS_DIR;
 const read = (path: string): Uint8Array => new Uint8Array(readFileSync(join(DATA, path)));
 const ISO_ANNEX = read("samples/iso19794-2-2005-annex-c2.raw");
 const ANSI_ANNEX = read("samples/ansi378-2004-annex-b2.raw");

@@ -5,7 +5,6 @@
 // same scores on Moddable XS as on Node.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { loadDatabases, type Database } from "../../bench/match_data.ts";
 import { MatchXs, buildMatchBundle } from "../../bench/match_xs.ts";
 import { checkBundle } from "../../tools/bundle_check.ts";
@@ -22,8 +21,9 @@ import {
   serializePrepared,
   type Prepared,
 } from "./matcher.ts";
+import { FVC2002_DIR } from "../../simulator/data/fingerprints.ts";
 
-const DATA = fileURLToPath(new URL("../../../shared/data/fingerprints/fvc2002", import.meta.url));
+const DATA = FVC2002_DIR;
 const dbs: Database[] = loadDatabases(DATA);
 const byName = (name: string): Database => {
   const db = dbs.find((d) => d.name === name);

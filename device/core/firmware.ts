@@ -426,6 +426,13 @@ export class Firmware {
           }
           // First boot: the identity key is created inside the chip and never leaves it.
           se.genKey(KEY_SLOT, function (gerr, gkey) {
+            if ((gerr !== null || gkey === undefined) && triesLeft > 1) {
+              self.log("identity key not created (" + (gerr !== null ? gerr.message : "no key") + "); trying again");
+              self.p.timers.setTimeout(function () {
+                self._identityAttempt(done, triesLeft - 1);
+              }, 200);
+              return;
+            }
             if (gerr !== null || gkey === undefined) self._fault(Peripheral.SECURE_ELEMENT, "no identity key");
             else {
               self.publicKey = gkey;

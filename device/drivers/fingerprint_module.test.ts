@@ -4,7 +4,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { VirtualClock } from "../../simulator/clock/timers.ts";
 import { FingerprintModuleModel, sfmPacket, SFM_PARAM, type FingerprintModuleModelOptions } from "../../simulator/models/fingerprint_module.ts";
 import {
@@ -27,8 +26,9 @@ import {
   type FingerprintModuleOptions,
   type FpError,
 } from "./fingerprint_module.ts";
+import { FINGERPRINTS_DIR } from "../../simulator/data/fingerprints.ts";
 
-const DATA = fileURLToPath(new URL("../../../shared/data/fingerprints/", import.meta.url));
+const DATA = FINGERPRINTS_DIR;
 
 function record(rel: string): Uint8Array {
   return new Uint8Array(readFileSync(DATA + rel));

@@ -337,7 +337,7 @@ test("a device that stops mid-frame: reported, commands time out (retried once),
   }
 });
 
-test("a store that fails: no ack while it fails, the error reported, the resend stored once it works", { timeout: 30000 }, async () => {
+test("a store that fails: no ack while it fails, the error reported, the resend stored once it works", { timeout: 60000 }, async () => {
   const r = await rig(["RAD-SES-06"]);
   const dev = r.devs[0]!;
   try {
@@ -355,7 +355,7 @@ test("a store that fails: no ack while it fails, the error reported, the resend 
 
     r.store.failRecords = false;
     // The device resends after 3 s (it may have journalled more by then, e.g. a power alarm).
-    await waitFor("resent record stored and acked", () => acked(dev) >= 2, 8000);
+    await waitFor("resent record stored and acked", () => acked(dev) >= 2, 20000);
     assert.deepEqual(r.store.seqs("RAD-SES-06").slice(0, 2), [1, 2]);
     assert.ok(session.info().counters.storeErrors >= 1);
     assert.equal(session.state, "ready");

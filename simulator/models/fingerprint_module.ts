@@ -1,7 +1,7 @@
 // A model of a Suprema UniFinger (SFM3000-class) fingerprint module at the UART packet level
 // (Node side), so that device/drivers/fingerprint_module.ts is tested against the module's
 // protocol, not against a mock of itself. It serves real ISO/IEC 19794-2 records (e.g. the
-// FVC2002 records of /work/shared/data/fingerprints) as the templates it "extracts".
+// FVC2002 records of simulator/data/fingerprints) as the templates it "extracts".
 //
 // What it follows (UniFinger packet protocol, see the driver's header for the sources):
 // - 13-byte packets: 0x40, command, param (LE32), size (LE32), flag/error, checksum (sum of the

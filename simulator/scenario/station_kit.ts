@@ -22,7 +22,7 @@
 //     .register / .definition (their bodies), .ballot(choices, serial?) -> SimBallot,
 //     .expectedTally(ballots) -> per-contest votes/blank/invalid, .secrets() -> every voter id
 //     and template byte string (for privacy scans).
-//   Prints are real FVC2002 minutiae (../shared/data/fingerprints/fvc2002 next to the repo): per
+//   Prints are real FVC2002 minutiae (simulator/data/fingerprints/fvc2002): per
 //   voter impression 1 goes on the register, impression 2 on the card (compact format), a later
 //   impression that the matcher accepts against both is the live finger; the impostor is another
 //   person's finger that matches neither.
@@ -57,7 +57,7 @@
 
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { P256Key } from "../../host/commission/keys.ts";
 import { createCommissionKey, technicianKey } from "../../host/commission/keys.ts";
@@ -93,12 +93,13 @@ import { VoterCardModel } from "../models/voter_card.ts";
 import type { SimBallot } from "../models/ballot_scanner.ts";
 import type { VirtualClock } from "../clock/timers.ts";
 import { createMemoryLink, type HostEnd } from "../links/memory_link.ts";
+import { FVC2002_DIR } from "../data/fingerprints.ts";
 
 export const DAY_MS = 86400000;
 /** The repository's root (this file is simulator/scenario/station_kit.ts). */
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-/** The FVC2002 minutiae shared next to the repository. */
-export const FVC2002_DIR = resolve(REPO_ROOT, "../shared/data/fingerprints/fvc2002");
+/** The FVC2002 minutiae (simulator/data/fingerprints). */
+export { FVC2002_DIR };
 
 // ---------------------------------------------------------------------------------------------
 // Time

@@ -31,8 +31,9 @@ import {
   type SignedArtifact,
 } from "../../../protocol/generated/device_codec.ts";
 import { VerificationService, type VerificationServiceOptions } from "./service.ts";
+import { FVC2002_DIR } from "../../../simulator/data/fingerprints.ts";
 
-export const FVC = "/work/shared/data/fingerprints/fvc2002";
+export const FVC = FVC2002_DIR;
 export const STATION = "ST-0417-03";
 export const ELECTION = "GE-2027";
 export const SUPERVISOR_ID = "SUP-55-ALPHA";
