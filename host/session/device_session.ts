@@ -1003,7 +1003,15 @@ export class DeviceSession {
       return;
     }
     let seq = Math.min(top, this.maxSeqSeen, this.chainTop);
-    for (const f of this.failedSeqs) if (f - 1 < seq) seq = f - 1;
+    for (const f of this.failedSeqs) {
+      // A duplicate of a record already stored (inside the chain) that failed to store again
+      // holds nothing back: the first copy is durable.
+      if (f <= this.chainTop) {
+        this.failedSeqs.delete(f);
+        continue;
+      }
+      if (f - 1 < seq) seq = f - 1;
+    }
     if (seq <= 0) return;
     this.lastAck = seq;
     this.counters.acksSent++;
