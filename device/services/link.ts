@@ -2,6 +2,12 @@
 // Frames in and out, the hello exchange, journal records sent with a window of records in flight
 // and resent on timeout or reconnect, acknowledgements, and an Error for anything malformed.
 // Engine subset.
+//
+// The hello exchange: on connect (and so after every boot) the device greets (Hello, answer
+// false) and repeats its greeting with back-off until a host says hello; a host Hello starts the
+// session and the device answers it (Hello, answer true), which tells the host the exchange is
+// over. Either hello may be lost to a noisy line: the device's greetings and the host's own
+// resends (host/session/device_session.ts) carry the exchange through.
 
 import type { ByteLink, Timers } from "../platform/platform.ts";
 import { encodeFrame, FrameDecoder } from "../../protocol/framing.ts";
@@ -52,6 +58,8 @@ export interface LinkOptions {
 
 export const LINK_WINDOW = 8;
 export const LINK_RESEND_MS = 3000;
+/** Greetings back off to at most this interval while no host answers. */
+export const GREET_MAX_MS = 30000;
 /** A burst of framing errors is reported at most this often. */
 const ERROR_REPORT_MS = 1000;
 
@@ -65,6 +73,9 @@ export class LinkService {
   /** Next sequence number to send (everything below it up to acked is in flight). */
   _sendNext: number;
   _timer: number;
+  _connected: boolean;
+  _greetTimer: number;
+  _greetMs: number;
   _lastErrorReport: number;
   _suppressedErrors: number;
   framesIn: number;
@@ -78,6 +89,9 @@ export class LinkService {
     this._session = false;
     this._sendNext = 0;
     this._timer = -1;
+    this._connected = false;
+    this._greetTimer = -1;
+    this._greetMs = this._resendMs;
     this._lastErrorReport = -1e9;
     this._suppressedErrors = 0;
     this.framesIn = 0;
@@ -117,8 +131,31 @@ export class LinkService {
     this._o.link.write(frame);
   }
 
-  sendHello(): void {
-    this.send({ hello: this._o.handlers.hello() });
+  /** Sends the device's Hello: an answer to a host Hello, or a greeting. */
+  sendHello(answer?: boolean): void {
+    const h = this._o.handlers.hello();
+    h.answer = answer === true;
+    this.send({ hello: h });
+  }
+
+  /** Greets now and again with back-off while connected and no host has said hello. */
+  _greet(): void {
+    const self = this;
+    this._stopGreeting();
+    if (!this._connected || this._session) return;
+    this.sendHello(false);
+    this._greetTimer = this._o.timers.setTimeout(function () {
+      self._greetTimer = -1;
+      self._greetMs = self._greetMs * 2 > GREET_MAX_MS ? GREET_MAX_MS : self._greetMs * 2;
+      self._greet();
+    }, this._greetMs);
+  }
+
+  _stopGreeting(): void {
+    if (this._greetTimer >= 0) {
+      this._o.timers.clearTimeout(this._greetTimer);
+      this._greetTimer = -1;
+    }
   }
 
   /** Console text for the device log: a plain line, never mistaken for a frame. */
@@ -199,12 +236,16 @@ export class LinkService {
   _connection(connected: boolean): void {
     this._decoder.reset();
     this._session = false;
+    this._connected = connected;
     if (this._timer >= 0) {
       this._o.timers.clearTimeout(this._timer);
       this._timer = -1;
     }
-    // A host that connects gets our hello at once; it answers with its own to start a session.
-    if (connected) this.sendHello();
+    // A host that connects gets our greeting at once; it answers with its own hello to start a
+    // session. Until one does, the greeting is repeated (the line may have eaten either).
+    this._greetMs = this._resendMs;
+    if (connected) this._greet();
+    else this._stopGreeting();
   }
 
   _protocolError(code: number, detail: string, commandId: number): void {
@@ -234,9 +275,10 @@ export class LinkService {
     const h = this._o.handlers;
     if (env.hello !== undefined) {
       this._session = true;
+      this._stopGreeting();
       this._sendNext = this._o.records.ackedSeq() + 1;
       h.onHostHello(env.hello);
-      this.sendHello();
+      this.sendHello(true);
       this.pump();
     } else if (env.ack !== undefined) {
       this._ack(env.ack.seq ?? 0);

@@ -6,8 +6,11 @@
 // States:
 //   connecting ──start()──> hello-wait ──device Hello──> ready ──link closed / close()──> closed
 //        └──────────────────────────┴─────────────link closed / close()──────────────────┘
-// hello-wait resends the host Hello with backoff and never gives up by itself: a device that is
-// silent or still booting is reported (an "error" event), not disconnected.
+// "device Hello" is the device's answer to ours (Hello.answer). A device greets (answer false) on
+// connect and after every boot and repeats the greeting until a host Hello reaches it; every
+// greeting gets our Hello, resent with back-off until the answer comes, in hello-wait and in ready
+// alike (a device that rebooted under a noisy line), and never given up by itself: a device that
+// is silent or still booting is reported (an "error" event), not disconnected.
 //
 // Acknowledgement rule (the device's journal acks cumulatively, "everything up to seq"):
 //   ack = min(chain top,                             the last record of an unbroken chain,
@@ -66,6 +69,8 @@ export interface DeviceHello {
   journalNextSeq: number;
   /** Every record up to here was acknowledged by some host: the chain starts there. */
   journalAckedSeq: number;
+  /** This hello answers one of ours (the device's session is on); false: a greeting. */
+  answer: boolean;
 }
 
 export interface HealthReport {
@@ -267,6 +272,8 @@ export interface DeviceSessionOptions {
 const PROTOCOL_VERSION = 1;
 const ROLE_HOST = 3;
 const MAX_HELLO_BACKOFF_MS = 30000;
+/** A device greeting this soon after our Hello crossed it on the line: ours is on its way. */
+const GREETING_CROSSES_MS = 500;
 /** Items kept for storage while the device's id is not known yet (console text before hello). */
 const MAX_HELD_ITEMS = 500;
 /** Error envelopes sent to the device at most this often. */
@@ -477,6 +484,8 @@ export class DeviceSession {
   private helloTimer: NodeJS.Timeout | null = null;
   private helloAttempts = 0;
   private lastHelloAt = -Infinity;
+  /** Our Hello went to a device that greeted; its answer has not come yet. */
+  private awaitingAnswer = false;
   private frameTimer: NodeJS.Timeout | null = null;
   private lastErrorReply = -Infinity;
   private readonly pending = new Map<number, PendingCommand>();
@@ -726,6 +735,7 @@ export class DeviceSession {
       publicKey: new Uint8Array(o.publicKey as Uint8Array),
       journalNextSeq: o.journalNextSeq as number,
       journalAckedSeq: o.journalAckedSeq as number,
+      answer: o.answer === true,
     };
     if (h.deviceId === "") {
       this.refuse(ErrorCode.UNEXPECTED_MESSAGE, "a device hello without a device id");
@@ -746,24 +756,37 @@ export class DeviceSession {
     if (h.journalNextSeq - 1 > this.maxSeqSeen) this.maxSeqSeen = h.journalNextSeq - 1;
     if (newIdentity) this.chainTop = 0;
     this.extendChain(h.journalAckedSeq);
+    // A device greets (answer false) on connect and after every boot, and repeats its greeting
+    // until a host Hello reaches it; it answers that Hello (answer true), which ends the exchange.
+    // Either may be lost on a noisy line: a greeting is answered even from a boot we know (our
+    // earlier Hello was lost), and ours is resent until the answer comes.
     if (!newIdentity && !rebooted) {
-      // The same boot again (its answer to a resent host Hello, or its greeting on connect).
-      if (this._state === "hello-wait") this.ready();
+      if (h.answer) this.ready();
+      else this.answerGreeting();
       return;
     }
     this.holdItem("hello", raw ?? HelloType.encode(msg).finish());
     this.checkSequence(h);
-    // A device greets on connect and after a reboot, then waits for a host Hello; ours may have
-    // reached it before it was listening (still booting), so every new boot gets one. Its answer
-    // is a hello of the same boot, which ends the exchange.
-    if (rebooted || newIdentity) this.sendHello();
+    if (h.answer) this.ready();
+    else this.answerGreeting(true);
     this.emitter.emit("hello", h);
     if (this.o.timeSync ?? true) {
       this.timeSyncSentAt = performance.now();
       this.send({ timeSync: { hostTimeMs: this.clock() } });
     }
-    if (this._state === "hello-wait") this.ready();
     this.scheduleFlush();
+  }
+
+  /**
+   * Says hello to a device that greeted, and waits for its answer (resending with back-off). A
+   * greeting that crosses our own fresh Hello (sent on connect) needs no second one.
+   */
+  private answerGreeting(newBoot = false): void {
+    const fresh = performance.now() - this.lastHelloAt < GREETING_CROSSES_MS;
+    this.awaitingAnswer = true;
+    if (fresh && !newBoot && this.helloTimer !== null) return;
+    this.helloAttempts = 0;
+    this.sendHello();
   }
 
   /** Sequence numbers never repeat on a device; a store ahead of the journal means they did. */
@@ -790,7 +813,8 @@ export class DeviceSession {
     if (this.helloTimer !== null) clearTimeout(this.helloTimer);
     this.helloTimer = null;
     this.helloAttempts = 0;
-    this.setState("ready");
+    this.awaitingAnswer = false;
+    if (this._state !== "closed") this.setState("ready");
   }
 
   private onHealth(msg: protobuf.Message, raw: Uint8Array | null): void {
@@ -1031,7 +1055,7 @@ export class DeviceSession {
     const wait = Math.min(MAX_HELLO_BACKOFF_MS, base * 2 ** (this.helloAttempts - 1));
     this.helloTimer = setTimeout(() => {
       this.helloTimer = null;
-      if (this._state !== "hello-wait") return;
+      if (this._state !== "hello-wait" && !this.awaitingAnswer) return;
       if (this.helloAttempts === 1) {
         this.report("protocol", 0, `no hello from the device at ${this.link.address} within ${base} ms; asking again`);
       }

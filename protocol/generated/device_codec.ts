@@ -382,6 +382,7 @@ export interface Hello {
   publicKey?: Uint8Array;
   journalNextSeq?: number;
   journalAckedSeq?: number;
+  answer?: boolean;
 }
 
 export function sizeHello(m: Hello): number {
@@ -399,6 +400,7 @@ export function sizeHello(m: Hello): number {
   if (m.publicKey && m.publicKey.length) n += 1 + sizeBytes(m.publicKey as Uint8Array);
   if (m.journalNextSeq) n += 1 + sizeVarint64(m.journalNextSeq as number);
   if (m.journalAckedSeq) n += 1 + sizeVarint64(m.journalAckedSeq as number);
+  if (m.answer) n += 1 + 1;
   return n;
 }
 function packedSizeHello_capabilities(list: number[]): number {
@@ -450,10 +452,14 @@ export function writeHello(w: Writer, m: Hello): void {
     w.b[w.p++] = 80;
     writeVarint64(w, m.journalAckedSeq as number);
   }
+  if (m.answer) {
+    w.b[w.p++] = 88;
+    w.b[w.p++] = m.answer as boolean ? 1 : 0;
+  }
 }
 
 export function readHello(r: Reader, end: number): Hello {
-  const m: Hello = { protocolVersion: 0, deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, capabilities: [], publicKey: new Uint8Array(0), journalNextSeq: 0, journalAckedSeq: 0 };
+  const m: Hello = { protocolVersion: 0, deviceId: "", role: 0, hardwareModel: "", firmwareVersion: "", bootId: 0, capabilities: [], publicKey: new Uint8Array(0), journalNextSeq: 0, journalAckedSeq: 0, answer: false };
   while (r.p < end) {
     let t = r.b[r.p];
     if (t < 128) r.p++;
@@ -502,6 +508,9 @@ export function readHello(r: Reader, end: number): Hello {
         break;
       case 80:
         m.journalAckedSeq = readUint64(r);
+        break;
+      case 88:
+        m.answer = readBool(r);
         break;
       default:
         skipField(r, t, end);

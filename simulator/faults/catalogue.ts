@@ -90,67 +90,67 @@ export async function injectFault(
   switch (id) {
     case "line-noise":
       detail = "bit error rate 1e-4 for 2 s";
-      await need(h.lineNoise)(device, { bitErrorRate: 1e-4, forMs: 2000 });
+      await need(h.lineNoise).call(h, device, { bitErrorRate: 1e-4, forMs: 2000 });
       break;
     case "dropped-bytes":
       detail = "1 byte in 2,000 lost for 2 s";
-      await need(h.lineNoise)(device, { dropRate: 5e-4, forMs: 2000 });
+      await need(h.lineNoise).call(h, device, { dropRate: 5e-4, forMs: 2000 });
       break;
     case "duplicated-bytes":
       detail = "1 byte in 2,000 doubled for 2 s";
-      await need(h.lineNoise)(device, { duplicateRate: 5e-4, forMs: 2000 });
+      await need(h.lineNoise).call(h, device, { duplicateRate: 5e-4, forMs: 2000 });
       break;
     case "unplug-mid-transfer": {
       const ms = 500 + Math.floor(rnd() * 1500);
       detail = `unplugged for ${ms} ms`;
-      await need(h.unplug)(device, ms);
+      await need(h.unplug).call(h, device, ms);
       break;
     }
     case "device-power-cut": {
       const writes = 1 + Math.floor(rnd() * 20);
       detail = `power cut after ${writes} flash writes`;
-      await need(h.powerCut)(device, writes);
+      await need(h.powerCut).call(h, device, writes);
       break;
     }
     case "agent-kill":
       detail = `agent ${target.agent ?? 0} killed`;
-      await need(h.killAgent)(target.agent ?? 0);
+      await need(h.killAgent).call(h, target.agent ?? 0);
       break;
     case "broker-restart":
       detail = "broker restarted";
-      await need(h.restartBroker)();
+      await need(h.restartBroker).call(h, );
       break;
     case "network-partition":
       detail = "partition";
-      await need(h.partition)(3000);
+      await need(h.partition).call(h, 3000);
       break;
     case "clock-skew": {
       const by = (rnd() < 0.5 ? -1 : 1) * (1 + Math.floor(rnd() * 5)) * 3_600_000;
       detail = `clock skewed by ${by / 3_600_000} h`;
-      await need(h.skewClock)(device, by);
+      await need(h.skewClock).call(h, device, by);
       break;
     }
     case "full-flash":
       detail = "journal filled";
-      await need(h.fillFlash)(device);
+      await need(h.fillFlash).call(h, device);
       break;
     case "sensor-failure": {
       const parts = ["gauge", "fingerprint", "card-reader"] as const;
       const part = parts[Math.floor(rnd() * parts.length)];
       detail = `${part} stopped answering`;
-      await need(h.failSensor)(device, part);
+      await need(h.failSensor).call(h, device, part);
       break;
     }
     case "charger-failure": {
       const kinds = ["input", "thermal", "safety-timer", "ntc"] as const;
       const kind = kinds[Math.floor(rnd() * kinds.length)];
       detail = `charger ${kind} fault`;
-      await need(h.failCharger)(device, kind);
+      await need(h.failCharger).call(h, device, kind);
       break;
     }
     case "battery-ageing":
       detail = "5 years, 800 cycles";
-      await need(h.ageBattery)(device, { years: 5, cycles: 800 });
+      await need(h.ageBattery).call(h, device, { years: 5, cycles: 800 });
       break;
   }
   return { id, target: device || `agent ${target.agent ?? 0}`, atMs: at, detail };

@@ -80,3 +80,15 @@ test("the catalogue: every fault says how it is reported; a harness that lacks a
   assert.equal(done.id, "unplug-mid-transfer");
   await assert.rejects(injectFault({}, "broker-restart", {}, () => 0), /cannot inject "broker-restart"/);
 });
+
+test("the catalogue calls a harness's actions as its methods (this is the harness)", async () => {
+  class Rig {
+    readonly cut: string[] = [];
+    powerCut(device: string, writes: number): void {
+      this.cut.push(`${device}:${writes}`);
+    }
+  }
+  const rig = new Rig();
+  await injectFault(rig, "device-power-cut", { device: "RAD-1" }, () => 0.5);
+  assert.deepEqual(rig.cut, ["RAD-1:11"]);
+});

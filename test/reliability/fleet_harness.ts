@@ -307,17 +307,6 @@ export class FleetHarness implements FaultHarness {
   constructor(options: FleetHarnessOptions) {
     this.o = options;
     this.rnd = seededRandom(options.seed);
-    // The catalogue calls the actions detached from the harness (need(h.unplug)(...)).
-    this.lineNoise = this.lineNoise.bind(this);
-    this.unplug = this.unplug.bind(this);
-    this.powerCut = this.powerCut.bind(this);
-    this.restartBroker = this.restartBroker.bind(this);
-    this.partition = this.partition.bind(this);
-    this.skewClock = this.skewClock.bind(this);
-    this.fillFlash = this.fillFlash.bind(this);
-    this.failSensor = this.failSensor.bind(this);
-    this.failCharger = this.failCharger.bind(this);
-    this.ageBattery = this.ageBattery.bind(this);
   }
 
   private log(s: string): void {
