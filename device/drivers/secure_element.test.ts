@@ -26,8 +26,11 @@ import {
   Atecc608Model,
   ATECC_COUNTER_MAX,
   ateccCrc,
+  signDigest,
   type Atecc608Options,
 } from "../../simulator/models/atecc608.ts";
+import { p256 } from "@noble/curves/nist";
+import { verifyP256 } from "../../test/helpers/ecdsa.ts";
 
 // ---------------------------------------------------------------- fake timers
 
@@ -542,4 +545,21 @@ test("close() fails the pending calls with SE_ERR_CLOSED", () => {
   assert.equal(call<Uint8Array>(clock, (cb) => se.info(cb)).err!.code, SE_ERR_CLOSED);
   clock.advance(1000);
   assert.equal(clock.pendingCount, 0);
+});
+
+test("the chip model's signatures verify with OpenSSL and with an independent implementation, and differ per nonce", () => {
+  const key = p256.utils.randomSecretKey();
+  const pub = p256.getPublicKey(key, false);
+  const message = new TextEncoder().encode("ballot 17 of station ST-1");
+  const digest = new Uint8Array(createHash("sha256").update(message).digest());
+  const a = signDigest(digest, key, (n) => new Uint8Array(createHash("sha512").update("a").digest()).subarray(0, n));
+  const b = signDigest(digest, key, (n) => new Uint8Array(createHash("sha512").update("b").digest()).subarray(0, n));
+  assert.notDeepEqual(a, b);
+  for (const sig of [a, b]) {
+    assert.ok(p256.verify(sig, digest, pub, { prehash: false, lowS: false }));
+    assert.ok(verifyP256(pub.subarray(1), message, sig));
+  }
+  const forged = a.slice();
+  forged[40] ^= 1;
+  assert.equal(verifyP256(pub.subarray(1), message, forged), false);
 });
