@@ -95,10 +95,11 @@ export function seedFleet(store: OpsStore, n: number, nowMs: number, opts: { his
     if (i < historyDevices) {
       for (let k = historySamples - 1; k >= 1; k--) {
         const soc = Math.max(50, (h.stateOfChargePermille ?? 800) - k * 8);
-        samples.push({ deviceId: d.deviceId, receivedMs: at - k * 60_000, site: d.site, health: { ...h, stateOfChargePermille: soc, batteryMv: 3500 + soc / 2 } });
+        samples.push({ deviceId: d.deviceId, receivedMs: at - k * 60_000, site: d.site, health: { ...h, stateOfChargePermille: soc, batteryMv: 3500 + soc / 2, clockMs: at - k * 60_000 } });
       }
     }
-    samples.push({ deviceId: d.deviceId, receivedMs: at, site: d.site, health: h });
+    // Clocks set (by the agent's time sync) and right: no clock-skew alert.
+    samples.push({ deviceId: d.deviceId, receivedMs: at, site: d.site, health: { ...h, clockMs: at } });
   }
   const write = (): void => {
     store.putHealth(samples);

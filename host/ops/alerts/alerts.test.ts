@@ -1,15 +1,26 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DeviceState, HealthSample, RegisteredDevice } from "../store/store.ts";
-import { alertText, computeAlerts, deviceAlerts, deviceStatus, POWER_ALARM, risingBacklog, type PowerAlarmState } from "./alerts.ts";
+import {
+  alertText,
+  computeAlerts,
+  DEFAULT_ALERT_OPTIONS,
+  deviceAlerts,
+  deviceStatus,
+  estimateClockSkew,
+  POWER_ALARM,
+  risingBacklog,
+  type PowerAlarmState,
+} from "./alerts.ts";
 import { PowerAlarmBook } from "./power_alarms.ts";
+import { DeviceLogWatch, newLines } from "./device_logs.ts";
 import { makeRecord, payload, RecordKind, testDevice } from "../testing/signed.ts";
 
 const NOW = 1_800_000_000_000;
 const MIN = 60_000;
 
 function sample(deviceId: string, receivedMs: number, h: Record<string, number>): HealthSample {
-  return { deviceId, receivedMs, site: "WH-1", health: { stateOfChargePermille: 800, chargeState: 1, chargeMode: 1, ...h } };
+  return { deviceId, receivedMs, site: "WH-1", health: { stateOfChargePermille: 800, chargeState: 1, chargeMode: 1, freeStorageBytes: 60_000, ...h } };
 }
 function state(deviceId: string, lastSeenMs: number, h: Record<string, number> | null): DeviceState {
   return { deviceId, online: true, lastSeenMs, lastHealth: h ? sample(deviceId, lastSeenMs, h) : null, firmwareVersion: "1", records: 0, chainTop: 0 };
@@ -164,5 +175,168 @@ describe("alerts", () => {
   it("a device never seen still shows its raised PowerAlarm records", () => {
     const alarms: PowerAlarmState[] = [{ kind: POWER_ALARM.AGEING_CELL, active: true, seq: 3, timeMs: NOW, receivedMs: NOW, batteryMv: 3700, socPermille: 500, temperatureDecic: 200, chargerFaults: 0, chargeMode: 2 }];
     assert.deepEqual(deviceAlerts("A", undefined, NOW, {}, undefined, alarms).map((a) => a.kind), ["silent", "ageing-cell"]);
+  });
+});
+
+const HOUR = 3_600_000;
+
+/**
+ * A sample the device sent at `sentMs` (true time) with its clock `skewMs` off, `bootMs` being
+ * when it booted (true time), received by the console at `receivedMs` (later when an agent held it).
+ */
+function sent(sentMs: number, receivedMs: number, opts: { bootMs: number; skewMs?: number; h?: Record<string, number> }): HealthSample {
+  return sample("A", receivedMs, { uptimeS: Math.floor((sentMs - opts.bootMs) / 1000), clockMs: sentMs + (opts.skewMs ?? 0), ...opts.h });
+}
+function stateOf(latest: HealthSample): DeviceState {
+  return { deviceId: latest.deviceId, online: true, lastSeenMs: latest.receivedMs, lastHealth: latest, firmwareVersion: "1", records: 0, chainTop: 0 };
+}
+const clockAlerts = (latest: HealthSample, history?: HealthSample[], options = {}) =>
+  deviceAlerts("A", stateOf(latest), NOW, options, history ? () => history : undefined).filter((a) => a.kind === "clock-skew");
+
+describe("clock-skew", () => {
+  const bootMs = NOW - 10 * HOUR;
+
+  it("a clock ahead is raised from the latest sample, with the skew in both languages", () => {
+    const [a, ...rest] = clockAlerts(sent(NOW, NOW, { bootMs, skewMs: 3 * HOUR }));
+    assert.equal(rest.length, 0);
+    assert.equal(a.id, "A:clock-skew");
+    assert.equal(a.severity, "warning");
+    assert.equal(a.messageKey, "alert.clockAhead");
+    assert.equal(a.sinceMs, NOW);
+    assert.equal(alertText("en", a), "clock 3 h 0 min ahead; set it with pollkit time sync");
+    assert.equal(alertText("ar", a), "ساعة الجهاز متقدمة بمقدار 3 ساعة 0 دقيقة؛ اضبطها بالأمر pollkit time sync");
+    assert.match(alertText("en", clockAlerts(sent(NOW, NOW, { bootMs, skewMs: 3 * 24 * HOUR + 5 * HOUR }))[0]), /^clock 3 d 5 h ahead/);
+  });
+
+  it("within 2 minutes is no alert; the threshold is an alert option", () => {
+    assert.deepEqual(clockAlerts(sent(NOW, NOW, { bootMs, skewMs: 119_000 })), []);
+    assert.deepEqual(clockAlerts(sent(NOW, NOW, { bootMs, skewMs: -119_000 })), []);
+    const [a] = clockAlerts(sent(NOW, NOW, { bootMs, skewMs: 90_000 }), undefined, { clockSkewMs: 60_000 });
+    assert.equal(alertText("en", a), "clock 2 min ahead; set it with pollkit time sync");
+    assert.equal(DEFAULT_ALERT_OPTIONS.clockSkewMs, 120_000);
+  });
+
+  it("a clock behind is raised when recent samples show the latest came as it was sent", () => {
+    const live = [2, 1, 0].map((k) => sent(NOW - k * MIN, NOW - k * MIN + 40, { bootMs, skewMs: -3 * HOUR }));
+    const [a] = clockAlerts(live[2], live);
+    assert.equal(a.messageKey, "alert.clockBehind");
+    assert.equal(a.params.skewMs, -3 * HOUR - 40, "exact but for the least delay (40 ms), which nothing shows");
+    assert.equal(alertText("en", a), "clock 3 h 0 min behind; set it with pollkit time sync");
+    assert.match(alertText("ar", a), /^ساعة الجهاز متأخرة بمقدار 3 ساعة 0 دقيقة/);
+    // Without history the console cannot tell a clock behind from a sample held on the way.
+    assert.deepEqual(clockAlerts(live[2]), []);
+    assert.deepEqual(clockAlerts(live[2], [live[2]]), [], "one sample alone shows nothing about its delay");
+  });
+
+  it("a sample an agent held in its outbox for hours does not raise a false skew", () => {
+    // Live until three hours ago; then the agent lost the network and kept the device's samples,
+    // delivering them all at once now. The device was unplugged an hour into the partition, so even
+    // the latest sample is two hours old. Its clock is right.
+    const before = [3, 2].map((k) => sent(NOW - 3 * HOUR - k * MIN, NOW - 3 * HOUR - k * MIN + 30, { bootMs }));
+    const held = [60, 40, 20, 0].map((k, i) => sent(NOW - 2 * HOUR - k * MIN, NOW + i, { bootMs }));
+    const latest = held[held.length - 1];
+    assert.ok(latest.health.clockMs - latest.receivedMs < -HOUR, "against its receipt alone the clock reads hours behind");
+    assert.deepEqual(clockAlerts(latest, [...before, ...held]), [], "the live samples before the partition date it");
+    assert.deepEqual(clockAlerts(latest, held), [], "only held samples (released together): not judged");
+    const est = estimateClockSkew(latest, [...before, ...held], DEFAULT_ALERT_OPTIONS.clockDelayToleranceMs);
+    assert.ok(Math.abs(est.skewMs) < 1000 && est.live, `estimate ${est.skewMs} ms`);
+    // The same held samples from a device whose clock is 3 h behind: the live ones show that.
+    const behind = (s: HealthSample): HealthSample => ({ ...s, health: { ...s.health, clockMs: s.health.clockMs - 3 * HOUR } });
+    const [a] = clockAlerts(behind(latest), [...before, ...held].map(behind));
+    assert.equal(alertText("en", a), "clock 3 h 0 min behind; set it with pollkit time sync");
+  });
+
+  it("a held sample of a clock ahead still shows at least the advance it had when sent", () => {
+    const before = [2, 1].map((k) => sent(NOW - 3 * HOUR - k * MIN, NOW - 3 * HOUR - k * MIN, { bootMs, skewMs: 5 * HOUR }));
+    const held = sent(NOW - 2 * HOUR, NOW, { bootMs, skewMs: 5 * HOUR });
+    assert.equal(alertText("en", clockAlerts(held)[0]), "clock 3 h 0 min ahead; set it with pollkit time sync", "alone: a lower bound");
+    assert.equal(alertText("en", clockAlerts(held, [...before, held])[0]), "clock 5 h 0 min ahead; set it with pollkit time sync", "dated by the live samples");
+  });
+
+  it("samples of an earlier boot do not date the latest one", () => {
+    const oldBoot = NOW - 30 * HOUR;
+    const earlier = [3, 2].map((k) => sent(NOW - k * MIN - 10 * MIN, NOW - k * MIN - 10 * MIN, { bootMs: oldBoot }));
+    const newBoot = NOW - 5 * MIN;
+    const latest = sent(NOW, NOW, { bootMs: newBoot });
+    const est = estimateClockSkew(latest, [...earlier, latest], 10_000);
+    assert.ok(Math.abs(est.skewMs) < 1000, `estimate ${est.skewMs} ms`);
+    assert.equal(est.live, false, "one sample of this boot");
+  });
+
+  it("clears when a later sample is within the threshold (after pollkit time sync)", () => {
+    const skewed = [2, 1].map((k) => sent(NOW - k * MIN, NOW - k * MIN, { bootMs, skewMs: 3 * HOUR }));
+    assert.equal(clockAlerts(skewed[1], skewed).length, 1);
+    const synced = sent(NOW, NOW + 25, { bootMs });
+    assert.deepEqual(clockAlerts(synced, [...skewed, synced]), []);
+  });
+
+  it("never set: clock_ms 0 on a device up long enough for a time sync", () => {
+    const [a] = clockAlerts(sample("A", NOW, { uptimeS: 11 * 60, clockMs: 0 }));
+    assert.equal(a.messageKey, "alert.clockNeverSet");
+    assert.equal(alertText("en", a), "clock never set, 11 min after boot; set it with pollkit time sync");
+    assert.equal(alertText("ar", a), "لم تُضبط ساعة الجهاز بعد 11 دقيقة من الإقلاع؛ اضبطها بالأمر pollkit time sync");
+    assert.deepEqual(clockAlerts(sample("A", NOW, { uptimeS: 9 * 60, clockMs: 0 })), [], "just booted: its host has not set it yet");
+    assert.equal(clockAlerts(sample("A", NOW, { uptimeS: 9 * 60, clockMs: 0 }), undefined, { clockSetWithinMs: 5 * MIN }).length, 1, "configurable");
+    assert.deepEqual(clockAlerts(sample("A", NOW, { uptimeS: 11 * 60, clockMs: NOW })), [], "set");
+  });
+});
+
+describe("journal-full", () => {
+  const full = { freeStorageBytes: 300, journalBacklog: 170, errorCount: 1 };
+
+  it("raised (critical) when the latest sample shows records waiting and no room", () => {
+    const [a, ...rest] = deviceAlerts("A", state("A", NOW, full), NOW).filter((x) => x.kind === "journal-full");
+    assert.equal(rest.length, 0);
+    assert.equal(a.severity, "critical");
+    assert.equal(a.id, "A:journal-full");
+    assert.equal(alertText("en", a), "journal full: 300 bytes free, 170 records waiting for a host; new records are refused until it uploads them to an agent");
+    assert.match(alertText("ar", a), /^السجل ممتلئ: 300 بايت متاحة و170 سجل بانتظار المضيف/);
+    assert.deepEqual(kinds("A", state("A", NOW, { freeStorageBytes: 0, journalBacklog: 0 })), [], "no journal data (not open): a flash fault, not a full journal");
+    assert.deepEqual(kinds("A", state("A", NOW, { freeStorageBytes: 600, journalBacklog: 170 })), ["journal-backlog"]);
+    assert.deepEqual(kinds("A", state("A", NOW, { freeStorageBytes: 600, journalBacklog: 4 }), () => []), []);
+  });
+
+  it("raised by a 'journal full' log line until a sample received after it shows room again", () => {
+    const lineMs = NOW - 2 * MIN;
+    const ev = { journalFullMs: lineMs };
+    const kindsWith = (h: Record<string, number>, receivedMs: number): string[] =>
+      deviceAlerts("A", stateOf(sample("A", receivedMs, h)), NOW, {}, undefined, undefined, ev).map((a) => a.kind).sort();
+    // The sample that came with the line already drained a page (free storage is back) but the backlog is high.
+    const a = deviceAlerts("A", stateOf(sample("A", lineMs, { freeStorageBytes: 1800, journalBacklog: 150 })), NOW, {}, undefined, undefined, ev).find((x) => x.kind === "journal-full");
+    assert.ok(a);
+    assert.equal(a.sinceMs, lineMs);
+    assert.equal(alertText("en", a), "journal full: 1800 bytes free, 150 records waiting for a host; new records are refused until it uploads them to an agent");
+    assert.deepEqual(kindsWith({ freeStorageBytes: 9000, journalBacklog: 3 }, lineMs), ["journal-full"], "received with the line: not after it");
+    assert.deepEqual(kindsWith({ freeStorageBytes: 9000, journalBacklog: 101 }, NOW), ["journal-backlog", "journal-full"], "backlog not drained yet");
+    assert.deepEqual(kindsWith({ freeStorageBytes: 9000, journalBacklog: 3 }, NOW), [], "room again");
+    // A device heard only through its log.
+    const b = deviceAlerts("A", undefined, NOW, {}, undefined, undefined, ev).find((x) => x.kind === "journal-full");
+    assert.equal(b && alertText("en", b), "journal full: ? bytes free, ? records waiting for a host; new records are refused until it uploads them to an agent");
+  });
+
+  it("the log watch takes only new lines, dates them, and forgets them once a sample shows room", () => {
+    assert.deepEqual(newLines([], ["a", "b"]), ["a", "b"]);
+    assert.deepEqual(newLines(["a", "b"], ["a", "b"]), []);
+    assert.deepEqual(newLines(["a", "b"], ["a", "b", "c"]), ["c"]);
+    assert.deepEqual(newLines(["a", "b", "c"], ["c", "d"]), ["d"], "the tail dropped its oldest lines");
+    assert.deepEqual(newLines(["x", "y"], ["c", "d"]), ["c", "d"], "more new lines than the tail keeps");
+    assert.deepEqual(newLines(["j", "j"], ["j", "j", "k", "j", "j"]), [], "an exact repeat hides new copies (the fewest new lines)");
+
+    const w = new DeviceLogWatch();
+    const opts = DEFAULT_ALERT_OPTIONS;
+    const tail = ["booted VVD-1 fw 1.4.2 reason 1", "polls opened"];
+    assert.equal(w.observe("A", tail, NOW - 10 * MIN), false);
+    assert.equal(w.evidence("A"), undefined);
+    const line = "journal full: record of kind 7 refused";
+    assert.equal(w.observe("A", [...tail, line], NOW - 5 * MIN), true);
+    assert.deepEqual(w.evidence("A"), { journalFullMs: NOW - 5 * MIN });
+    assert.equal(w.observe("A", [...tail, line], NOW - 4 * MIN), false, "the same line seen again");
+    assert.equal(w.noteHealth(sample("A", NOW - 5 * MIN, { freeStorageBytes: 9000, journalBacklog: 0 }), opts), false, "not after the line");
+    assert.equal(w.noteHealth(sample("A", NOW - 3 * MIN, { freeStorageBytes: 9000, journalBacklog: 140 }), opts), false, "backlog still high");
+    assert.equal(w.noteHealth(sample("A", NOW - 2 * MIN, { freeStorageBytes: 9000, journalBacklog: 0 }), opts), true);
+    assert.equal(w.evidence("A"), undefined);
+    assert.equal(w.observe("A", [...tail, line, "polls closed: 12 ballots counted"], NOW - MIN), false, "an old line stays old");
+    assert.equal(w.observe("A", [...tail, line, "polls closed: 12 ballots counted", line], NOW), true, "a new refusal");
+    assert.deepEqual(w.evidence("A"), { journalFullMs: NOW });
   });
 });

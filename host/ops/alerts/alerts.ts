@@ -1,8 +1,9 @@
 // Alerts for the operations console, computed (purely) from what the store holds at a given time:
-// the registry, each device's state and latest health, and, for the journal-backlog trend, a few
-// recent health samples. No I/O and no clock: callers pass `nowMs`, so the same inputs always give
-// the same alerts. Messages are keys into host/ops/web/i18n.ts with their parameters, so the page
-// and the reports render them in English or Arabic.
+// the registry, each device's state and latest health, and, for the journal-backlog trend and a
+// clock that reads off, a few recent health samples; the "journal full" lines of a device's log
+// (device_logs.ts) as evidence. No I/O and no clock: callers pass `nowMs`, so the same inputs
+// always give the same alerts. Messages are keys into host/ops/web/i18n.ts with their parameters,
+// so the page and the reports render them in English or Arabic.
 
 import type { DeviceState, HealthSample, RegisteredDevice } from "../store/store.ts";
 import { isMessageKey, peripheralNames, t, type Lang, type MessageKey, type Params } from "../web/i18n.ts";
@@ -19,6 +20,8 @@ export type AlertKind =
   | "charger-fault"
   | "journal-backlog"
   | "peripheral-fault"
+  | "clock-skew"
+  | "journal-full"
   | "result-overdue";
 
 /** Alert kinds about the battery and its charging (the maintenance report's "batteries needing attention"). */
@@ -63,6 +66,23 @@ export interface AlertOptions {
   backlogRisingSamples: number;
   /** State of health (percent of design capacity) below which a cell is ageing. */
   ageingSohPercent: number;
+  /** A device clock further than this from true time (the console's clock) is a clock-skew alert. */
+  clockSkewMs: number;
+  /**
+   * A device up this long with its clock never set (Health.clock_ms 0) is a clock-skew alert: a
+   * host sets the clock right after the device's hello, so by then it should have.
+   */
+  clockSetWithinMs: number;
+  /**
+   * Transport jitter allowed when telling a sample that came at once from one an agent held in
+   * its outbox (estimateClockSkew): a clock is judged behind only on samples that came at once.
+   */
+  clockDelayToleranceMs: number;
+  /**
+   * A journal with records waiting (journal_backlog > 0) and less free storage than this has no
+   * room (journal-full): every fleet journal page is at least 2 KiB, so this is less than a page.
+   */
+  journalFullFreeBytes: number;
 }
 
 export const DEFAULT_ALERT_OPTIONS: AlertOptions = {
@@ -74,6 +94,10 @@ export const DEFAULT_ALERT_OPTIONS: AlertOptions = {
   backlogThreshold: 100,
   backlogRisingSamples: 3,
   ageingSohPercent: 80,
+  clockSkewMs: 2 * 60_000,
+  clockSetWithinMs: 10 * 60_000,
+  clockDelayToleranceMs: 10_000,
+  journalFullFreeBytes: 512,
 };
 
 // Enum values from protocol/pollkit.proto.
@@ -170,12 +194,23 @@ export interface AlertInput {
   nowMs: number;
   /**
    * Recent health samples of one device, any order (the last few are used). Optional: without it
-   * only the backlog threshold is checked, not the trend.
+   * only the backlog threshold is checked, not the trend, and a clock is never judged behind.
    */
   recentHealth?: (deviceId: string) => HealthSample[];
   /** The latest PowerAlarm record per kind of a device (power_alarms.ts). */
   powerAlarms?: (deviceId: string) => readonly PowerAlarmState[];
+  /** What the device's log says (device_logs.ts DeviceLogWatch.evidence). */
+  evidence?: (deviceId: string) => DeviceEvidence | undefined;
   options?: Partial<AlertOptions>;
+}
+
+/** Evidence about a device from its log lines (host/ops/alerts/device_logs.ts). */
+export interface DeviceEvidence {
+  /**
+   * When the console first saw a "journal full" line of the device that no health sample received
+   * after it has cleared (journalHasRoom); undefined without one.
+   */
+  journalFullMs?: number;
 }
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
@@ -189,7 +224,7 @@ export function computeAlerts(input: AlertInput): Alert[] {
   for (const d of input.devices) ids.add(d.deviceId);
   for (const s of input.states) ids.add(s.deviceId);
   const out: Alert[] = [];
-  for (const id of ids) pushDeviceAlerts(out, id, stateById.get(id), input.nowMs, opts, input.recentHealth, input.powerAlarms?.(id));
+  for (const id of ids) pushDeviceAlerts(out, id, stateById.get(id), input.nowMs, opts, input.recentHealth, input.powerAlarms?.(id), input.evidence?.(id));
   return sortAlerts(out);
 }
 
@@ -211,9 +246,10 @@ export function deviceAlerts(
   options: Partial<AlertOptions> = {},
   recentHealth?: (deviceId: string) => HealthSample[],
   powerAlarms?: readonly PowerAlarmState[],
+  evidence?: DeviceEvidence,
 ): Alert[] {
   const out: Alert[] = [];
-  pushDeviceAlerts(out, deviceId, state, nowMs, { ...DEFAULT_ALERT_OPTIONS, ...options }, recentHealth, powerAlarms);
+  pushDeviceAlerts(out, deviceId, state, nowMs, { ...DEFAULT_ALERT_OPTIONS, ...options }, recentHealth, powerAlarms, evidence);
   return out;
 }
 
@@ -226,6 +262,7 @@ export function pushDeviceAlerts(
   opts: AlertOptions,
   recentHealth?: (deviceId: string) => HealthSample[],
   powerAlarms?: readonly PowerAlarmState[],
+  evidence?: DeviceEvidence,
 ): void {
   const mine: Alert[] = [];
   const make = (kind: AlertKind, severity: Severity, messageKey: MessageKey, params: Params, sinceMs: number): void => {
@@ -236,6 +273,7 @@ export function pushDeviceAlerts(
 
   if (!state || !state.lastSeenMs) {
     make("silent", "warning", "alert.neverSeen", { interval: intervalMin }, 0);
+    pushJournalFull(make, null, evidence, opts);
     pushRecordAlarms(make, has, powerAlarms, null, opts);
     out.push(...mine);
     return;
@@ -293,9 +331,128 @@ export function pushDeviceAlerts(
       const rising = risingBacklog(recentHealth(deviceId), sample, opts.backlogRisingSamples);
       if (rising) make("journal-backlog", "info", "alert.backlogRising", { from: rising.from, to: rising.to }, rising.sinceMs);
     }
+    pushClockSkew(make, deviceId, sample, recentHealth, opts);
   }
+  pushJournalFull(make, sample, evidence, opts);
   pushRecordAlarms(make, has, powerAlarms, sample, opts);
   out.push(...mine);
+}
+
+type Make = (kind: AlertKind, severity: Severity, messageKey: MessageKey, params: Params, sinceMs: number) => void;
+
+/**
+ * clock-skew from the latest sample: never set (clock_ms 0) once the device has been up
+ * clockSetWithinMs; else ahead or behind by more than clockSkewMs (estimateClockSkew). A clock
+ * that reads ahead is raised from the sample alone (transport delay only hides an advance); one
+ * that reads behind only when the recent samples show when this one was sent.
+ */
+function pushClockSkew(make: Make, deviceId: string, sample: HealthSample, recentHealth: ((deviceId: string) => HealthSample[]) | undefined, opts: AlertOptions): void {
+  const h = sample.health;
+  const clockMs = healthField(h, "clockMs");
+  const uptimeMs = healthField(h, "uptimeS") * 1000;
+  if (clockMs === 0) {
+    if (uptimeMs >= opts.clockSetWithinMs) make("clock-skew", "warning", "alert.clockNeverSet", { uptimeMs, uptime: durationText("en", uptimeMs) }, sample.receivedMs);
+    return;
+  }
+  // Read against the console's receipt alone the clock looks behind by the transport delay too:
+  // within the threshold that way it is within it (or the next live sample shows it), and no
+  // history is read for the (usual) healthy device.
+  if (Math.abs(clockMs - sample.receivedMs) <= opts.clockSkewMs) return;
+  const est = estimateClockSkew(sample, recentHealth ? recentHealth(deviceId) : [], opts.clockDelayToleranceMs);
+  const params = (skewMs: number): Params => ({ skewMs, skew: durationText("en", Math.abs(skewMs)) });
+  if (est.skewMs > opts.clockSkewMs) make("clock-skew", "warning", "alert.clockAhead", params(est.skewMs), sample.receivedMs);
+  else if (est.skewMs < -opts.clockSkewMs && est.live) make("clock-skew", "warning", "alert.clockBehind", params(est.skewMs), sample.receivedMs);
+}
+
+/** What estimateClockSkew makes of a device clock. */
+export interface ClockSkewEstimate {
+  /**
+   * Device clock minus true time when the sample was sent, ms (positive: ahead). A lower bound:
+   * exact when some sample of this boot among those given came at once, larger by that sample's
+   * delay otherwise.
+   */
+  skewMs: number;
+  /**
+   * Two samples of this boot, sent more than the tolerance apart, came with the same (least)
+   * delay: they came as sent (an outbox that held samples releases them together, not at the pace
+   * the device sent them), so skewMs is exact within the tolerance.
+   */
+  live: boolean;
+}
+
+/**
+ * The skew of `latest`'s clock. The console stores only its own receive time (the agent's is not
+ * carried over MQTT), and an agent may hold samples in its outbox for hours: against that time
+ * alone a correct clock looks behind by the delay. Uptime is the device's monotonic time, so for
+ * every sample of one boot `receivedMs - uptime` is the boot's start on the console's clock plus
+ * that sample's delay; its least value over the boot's samples is the start as seen by the
+ * freshest sample, and the latest sample was sent at that start plus its uptime. `history` (any
+ * order, `latest` may be among it) gives the other samples; those of an earlier boot (uptime
+ * going down) are left out. Without uptime the sample is judged alone.
+ */
+export function estimateClockSkew(latest: HealthSample, history: readonly HealthSample[], toleranceMs: number): ClockSkewEstimate {
+  const clockMs = healthField(latest.health, "clockMs");
+  const upMs = (s: HealthSample): number => healthField(s.health, "uptimeS") * 1000;
+  const latestUp = upMs(latest);
+  if (latestUp === 0) return { skewMs: clockMs - latest.receivedMs, live: false };
+  const same = (s: HealthSample): boolean =>
+    s.receivedMs === latest.receivedMs && upMs(s) === latestUp && healthField(s.health, "clockMs") === clockMs;
+  const sorted = history.filter((s) => s.receivedMs <= latest.receivedMs && !same(s));
+  sorted.push(latest);
+  sorted.sort((a, b) => a.receivedMs - b.receivedMs); // stable: samples received in one ms stay in arrival order
+  const boot: HealthSample[] = [];
+  let up = Infinity;
+  for (let i = sorted.length - 1; i >= 0; i--) {
+    const u = upMs(sorted[i]);
+    if (u > up) break; // an earlier boot
+    boot.push(sorted[i]);
+    up = u;
+  }
+  let start = Infinity;
+  for (const s of boot) start = Math.min(start, s.receivedMs - upMs(s));
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of boot) {
+    if (s.receivedMs - upMs(s) - start > toleranceMs) continue;
+    lo = Math.min(lo, upMs(s));
+    hi = Math.max(hi, upMs(s));
+  }
+  return { skewMs: clockMs - (start + latestUp), live: hi - lo > toleranceMs };
+}
+
+/** Whether a health sample shows a journal that can take records again: free storage and backlog back to normal. */
+export function journalHasRoom(health: Record<string, number> | null | undefined, opts: AlertOptions): boolean {
+  return healthField(health, "freeStorageBytes") >= opts.journalFullFreeBytes && healthField(health, "journalBacklog") <= opts.backlogThreshold;
+}
+
+/** Whether a health sample shows a journal without room: records waiting and less than journalFullFreeBytes free. */
+export function journalOutOfRoom(health: Record<string, number> | null | undefined, opts: AlertOptions): boolean {
+  return healthField(health, "journalBacklog") > 0 && healthField(health, "freeStorageBytes") < opts.journalFullFreeBytes;
+}
+
+/**
+ * journal-full: the latest sample shows no room, or the device's log said "journal full" and no
+ * sample received since shows room again (journalHasRoom).
+ */
+function pushJournalFull(make: Make, sample: HealthSample | null, evidence: DeviceEvidence | undefined, opts: AlertOptions): void {
+  const h = sample?.health ?? null;
+  const fromHealth = sample !== null && journalOutOfRoom(h, opts);
+  const logMs = evidence?.journalFullMs;
+  const fromLog = logMs !== undefined && !(sample !== null && sample.receivedMs > logMs && journalHasRoom(h, opts));
+  if (!fromHealth && !fromLog) return;
+  const since = Math.min(fromHealth && sample ? sample.receivedMs : Infinity, fromLog ? logMs : Infinity);
+  const params: Params = sample
+    ? { free: healthField(h, "freeStorageBytes"), backlog: healthField(h, "journalBacklog") }
+    : { free: "?", backlog: "?" };
+  make("journal-full", "critical", "alert.journalFull", params, since);
+}
+
+/** A duration as people read it: "3 d 4 h", "3 h 0 min" or "7 min" (whole minutes, rounded). */
+export function durationText(lang: Lang, ms: number): string {
+  const minutes = Math.round(Math.abs(ms) / 60_000);
+  if (minutes >= 2 * 24 * 60) return t(lang, "duration.dh", { d: Math.floor(minutes / 1440), h: Math.floor((minutes % 1440) / 60) });
+  if (minutes >= 60) return t(lang, "duration.hm", { h: Math.floor(minutes / 60), m: minutes % 60 });
+  return t(lang, "duration.m", { m: minutes });
 }
 
 /** The alert kind a PowerAlarmKind raises. */
@@ -410,6 +567,8 @@ export function alertText(lang: Lang, alert: Alert): string {
     const key = `mode.${Number(alert.params.mode ?? 2)}`;
     params.mode = isMessageKey(key) ? t(lang, key) : String(alert.params.mode);
   }
+  if (alert.params.skewMs !== undefined) params.skew = durationText(lang, Number(alert.params.skewMs));
+  if (alert.params.uptimeMs !== undefined) params.uptime = durationText(lang, Number(alert.params.uptimeMs));
   if (alert.kind === "result-overdue") params.source = t(lang, alert.params.source === "turnout-report" ? "close.turnoutReport" : "close.definition");
   return t(lang, alert.messageKey, params);
 }

@@ -53,3 +53,24 @@ test("batteries needing attention: low, out of window, ageing, charger faults, P
   assert.match(html, /وضع الشحن صيانة لكن نسبة الشحن 72 %/);
   store.close();
 });
+
+test("faults: a full journal and a wrong clock are listed with the charger and part faults", () => {
+  const store = new SqliteOpsStore(":memory:");
+  const devs = ["FULL", "SKEWED", "FINE"].map((id) => testDevice(id, { role: "result", site: "WH-2", governorate: "G", office: "O", stationId: "" }));
+  store.upsertDevices(devs.map((d) => d.entry));
+  const base = { batteryMv: 3900, stateOfChargePermille: 800, chargeState: 1, chargeMode: 1, uptimeS: 7200, clockMs: NOW - 60_000, freeStorageBytes: 40_000 };
+  store.putHealth([
+    { deviceId: "FULL", receivedMs: NOW - 60_000, site: "WH-2", health: { ...base, freeStorageBytes: 0, journalBacklog: 240 } },
+    { deviceId: "SKEWED", receivedMs: NOW - 60_000, site: "WH-2", health: { ...base, clockMs: NOW - 60_000 + 3 * 3_600_000 } },
+    { deviceId: "FINE", receivedMs: NOW - 60_000, site: "WH-2", health: base },
+  ]);
+  const report = maintenanceReport(buildSnapshot(store, NOW, { healthIntervalMs: 60_000 }), "WH-2");
+  assert.deepEqual(report.faults.map((a) => `${a.deviceId}:${a.kind}`), ["FULL:journal-full", "SKEWED:clock-skew"], "critical first");
+  const csv = maintenanceCsv(report);
+  assert.match(csv, /WH-2,FULL,.*journal-backlog journal-full|WH-2,FULL,.*journal-full journal-backlog/);
+  const en = maintenanceHtml(report, "en");
+  assert.match(en, /journal full: 0 bytes free, 240 records waiting for a host/);
+  assert.match(en, /clock 3 h 0 min ahead; set it with pollkit time sync/);
+  assert.match(maintenanceHtml(report, "ar"), /ساعة الجهاز متقدمة بمقدار 3 ساعة 0 دقيقة/);
+  store.close();
+});

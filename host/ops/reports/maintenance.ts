@@ -35,7 +35,7 @@ export const MAINTENANCE_CSV_HEADER = [
 const CHARGE_STATE_NAMES = ["unknown", "not-charging", "pre-charge", "fast-charge", "done", "no-battery"];
 const CHARGE_MODE_NAMES = ["unspecified", "normal", "storage", "maintain"];
 const BATTERY_KINDS = new Set<AlertKind>(BATTERY_ALERT_KINDS);
-const FAULT_KINDS = new Set<AlertKind>(["charger-fault", "peripheral-fault", "gauge-fault", "no-battery"]);
+const FAULT_KINDS = new Set<AlertKind>(["charger-fault", "peripheral-fault", "gauge-fault", "no-battery", "journal-full", "clock-skew"]);
 const ALARM_NAMES = ["", "low-battery", "critical-battery", "out-of-storage-window", "charger-fault", "temperature", "no-battery", "ageing-cell", "gauge-fault"];
 
 /** Health.power_alarms bits as names, e.g. "ageing-cell charger-fault". */
@@ -53,7 +53,7 @@ export interface MaintenanceReport {
   devices: FleetRow[];
   /** Battery alerts (low, out of the storage window, ageing cell, charger and gauge faults, temperature), worst first. */
   batteries: Alert[];
-  /** Charger and part faults. */
+  /** Charger and part faults, full journals, wrong or unset clocks. */
   faults: Alert[];
   /** Every alert of each device, for the attention column. */
   alertsByDevice: Map<string, Alert[]>;

@@ -204,6 +204,25 @@ const MESSAGES = {
     ar: "السجلات غير المؤكدة في ازدياد: {from} ← {to}",
   },
   "alert.peripheralFault": { en: "part failed: {parts}", ar: "تعطّل مكوّن: {parts}" },
+  "alert.clockAhead": {
+    en: "clock {skew} ahead; set it with pollkit time sync",
+    ar: "ساعة الجهاز متقدمة بمقدار {skew}؛ اضبطها بالأمر pollkit time sync",
+  },
+  "alert.clockBehind": {
+    en: "clock {skew} behind; set it with pollkit time sync",
+    ar: "ساعة الجهاز متأخرة بمقدار {skew}؛ اضبطها بالأمر pollkit time sync",
+  },
+  "alert.clockNeverSet": {
+    en: "clock never set, {uptime} after boot; set it with pollkit time sync",
+    ar: "لم تُضبط ساعة الجهاز بعد {uptime} من الإقلاع؛ اضبطها بالأمر pollkit time sync",
+  },
+  "alert.journalFull": {
+    en: "journal full: {free} bytes free, {backlog} records waiting for a host; new records are refused until it uploads them to an agent",
+    ar: "السجل ممتلئ: {free} بايت متاحة و{backlog} سجل بانتظار المضيف؛ تُرفض السجلات الجديدة حتى يرفعها إلى وكيل",
+  },
+  "duration.dh": { en: "{d} d {h} h", ar: "{d} يوم {h} ساعة" },
+  "duration.hm": { en: "{h} h {m} min", ar: "{h} ساعة {m} دقيقة" },
+  "duration.m": { en: "{m} min", ar: "{m} دقيقة" },
 
   // --- status -------------------------------------------------------------------------------
   "statusTable.heading": { en: "Cumulative operational status", ar: "الحالة التشغيلية التراكمية" },

@@ -14,6 +14,7 @@ import {
   type DeviceStatus,
 } from "../alerts/alerts.ts";
 import { PowerAlarmBook } from "../alerts/power_alarms.ts";
+import { DeviceLogWatch } from "../alerts/device_logs.ts";
 import type { DeviceState, HealthSample, OpsStore, RegisteredDevice, Role, StoredRecord } from "../store/store.ts";
 import { RecordKind } from "../views/payloads.ts";
 
@@ -109,6 +110,8 @@ export class FleetModel {
   private alertsByDevice = new Map<string, Alert[]>();
   /** PowerAlarm records: the latest of each kind per device. */
   readonly powerAlarms = new PowerAlarmBook();
+  /** Evidence from the devices' log lines (journal full), read through `logTail` at each ingest event. */
+  readonly logs = new DeviceLogWatch();
   private nowMs = 0;
   private cached: Snapshot | null = null;
   private changedSinceView = true;
@@ -118,6 +121,8 @@ export class FleetModel {
     private readonly store: OpsStore,
     options: Partial<AlertOptions> = {},
     private readonly viewMinMs = 0,
+    /** A device's last log lines, oldest first (ingest's logTail); without it no log evidence. */
+    private readonly logTail?: (deviceId: string) => readonly string[],
   ) {
     this.opts = { ...DEFAULT_ALERT_OPTIONS, ...options };
   }
@@ -151,6 +156,8 @@ export class FleetModel {
       if (!s.lastHealth || s.lastHealth.receivedMs <= h.receivedMs) s.lastHealth = h;
       s.lastSeenMs = Math.max(s.lastSeenMs, h.receivedMs);
     }
+    this.observeLogs(samples);
+    for (const h of samples) this.logs.noteHealth(h, this.opts);
     return this.recompute(samples.map((h) => h.deviceId));
   }
 
@@ -173,7 +180,19 @@ export class FleetModel {
       if (r.kind === RecordKind.POWER_ALARM && r.bytes && r.seq !== undefined) alarms.push(r as StoredRecord);
     }
     if (alarms.length) this.powerAlarms.apply(alarms);
+    this.observeLogs(records);
     return this.recompute(records.map((r) => r.deviceId));
+  }
+
+  /**
+   * Reads the log tails of the devices these items came from: lines new since the last look count
+   * as received with the device's latest item here (console clock; its log line came before).
+   */
+  private observeLogs(items: ReadonlyArray<{ deviceId: string; receivedMs: number }>): void {
+    if (!this.logTail) return;
+    const at = new Map<string, number>();
+    for (const it of items) at.set(it.deviceId, Math.max(at.get(it.deviceId) ?? 0, it.receivedMs));
+    for (const [id, ms] of at) this.logs.observe(id, this.logTail(id), ms);
   }
 
   /** Recomputes the rows of these devices (their states already patched). */
@@ -241,13 +260,14 @@ export class FleetModel {
     const s = this.states.get(id);
     const list: Alert[] = [];
     const alarms = this.powerAlarms.of(id);
-    pushDeviceAlerts(list, id, s, this.nowMs, this.opts, (deviceId) => this.recentHealth(deviceId), alarms);
+    pushDeviceAlerts(list, id, s, this.nowMs, this.opts, (deviceId) => this.recentHealth(deviceId), alarms, this.logs.evidence(id));
     if (list.length) this.alertsByDevice.set(id, list);
     else this.alertsByDevice.delete(id);
     return fleetRow(id, this.registry.get(id), s, this.nowMs, this.opts, list.length, this.powerAlarms.activeBits(id));
   }
 
-  // The backlog trend needs a few samples, read only for devices with a modest, non-zero backlog.
+  // The backlog trend needs a few samples, read only for devices with a modest, non-zero backlog;
+  // so does a clock that reads more than clockSkewMs off (only then).
   private recentHealth(deviceId: string): HealthSample[] {
     const latest = this.states.get(deviceId)?.lastHealth;
     if (!latest) return [];

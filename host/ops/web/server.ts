@@ -24,6 +24,8 @@ import { importElectionBody, signedExport, stationApi, stationCsv, type Reply } 
 export interface IngestEvents {
   on(event: string, listener: (payload: unknown) => void): unknown;
   off(event: string, listener: (payload: unknown) => void): unknown;
+  /** A device's last log lines, oldest first: evidence for alerts (journal full). */
+  logTail?(deviceId: string): string[];
 }
 
 export const INGEST_EVENTS = ["records", "health", "quarantine", "device"] as const;
@@ -109,7 +111,9 @@ export async function startOpsWeb(options: OpsWebOptions): Promise<OpsWeb> {
   const events = new EventEmitter();
 
   // --- snapshot: read the store once, then patch from ingest events -------------------------------
-  const model = new FleetModel(store, options.alertOptions, eventIntervalMs);
+  const ingestLogs = options.ingest;
+  const logTail = ingestLogs?.logTail ? (deviceId: string): string[] => ingestLogs.logTail?.(deviceId) ?? [] : undefined;
+  const model = new FleetModel(store, options.alertOptions, eventIntervalMs, logTail);
   model.reload(now());
   const stations = new StationViews(store, { resultDeadlineMs: options.resultDeadlineMs, viewMinMs: eventIntervalMs });
   stations.reload();
