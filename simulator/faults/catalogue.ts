@@ -38,7 +38,7 @@ export const FAULTS: readonly FaultSpec[] = [
   { id: "agent-kill", layer: "agent", what: "the host agent killed (SIGKILL) and restarted", reportedBy: "agent status offline through its MQTT will, then online" },
   { id: "broker-restart", layer: "broker", what: "the MQTT broker restarted", reportedBy: "agents reconnect; records delivered late, once" },
   { id: "network-partition", layer: "network", what: "the network between agents and the broker cut for hours", reportedBy: "agent status offline (will) and the outbox backlog; delivered once healed" },
-  { id: "clock-skew", layer: "device", what: "the device's wall clock off by hours", reportedBy: "the agent's time sync corrects it (TimeSync), visible in Health.clock_ms" },
+  { id: "clock-skew", layer: "device", what: "the device's wall clock off by hours", reportedBy: "Health.clock_ms against the time of receipt: the console's clock-skew alert; a technician corrects it with `pollkit time sync` (a signed SetTime: a host's unsigned TimeSync only sets a clock that was never set)" },
   { id: "full-flash", layer: "device", what: "the journal full while the host is away", reportedBy: "Error JOURNAL_FULL and Health.journal_backlog; records refused, none lost silently" },
   { id: "sensor-failure", layer: "hardware", what: "a chip stops answering (fuel gauge, fingerprint module, card reader)", reportedBy: "Health.peripheral_faults bit, PowerAlarm GAUGE_FAULT for the gauge" },
   { id: "charger-failure", layer: "hardware", what: "a charger fault (input, thermal, safety timer, NTC)", reportedBy: "PowerAlarm CHARGER_FAULT record and Health.charger_faults" },
