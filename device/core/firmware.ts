@@ -13,6 +13,7 @@ import { TransferReceiver, CountingSink } from "../services/transfer.ts";
 import { Bq2589x } from "../drivers/charger_bq2589x.ts";
 import { Max1704x } from "../drivers/fuel_gauge_max1704x.ts";
 import { PowerService } from "../services/power.ts";
+import { DeviceSettings } from "../services/settings.ts";
 import { dataRegions } from "../platform/flash_partition.ts";
 import { ArtifactStore } from "../services/artifact_store.ts";
 import { sha256 } from "../crypto/sha256.ts";
@@ -66,6 +67,8 @@ export class Firmware {
   transfer: TransferReceiver;
   /** Charging and battery state; null when no charger or gauge answers. */
   power: PowerService | null;
+  /** Technician settings kept across reboots (charge mode); null without a settings flash. */
+  settings: DeviceSettings | null;
   /** Commission-signed artifacts held, and the authority that checks them (null: no data flash). */
   artifacts: ArtifactStore | null;
   authority: Authority | null;
@@ -124,6 +127,7 @@ export class Firmware {
       },
     });
     this.transfer = new TransferReceiver(new CountingSink());
+    this.settings = p.settingsFlash !== undefined ? new DeviceSettings({ flash: p.settingsFlash }) : null;
     this.power = null;
     const charger = new Bq2589x({ bus: p.i2c });
     const gauge = new Max1704x({ bus: p.i2c });
@@ -212,6 +216,10 @@ export class Firmware {
       setChargeMode:
         power !== null
           ? function (mode: number) {
+              // Saved first: a mode that a reboot would undo is refused, not half taken.
+              const saved = self.settings !== null ? self.settings.setChargeMode(mode) : null;
+              if (saved !== null) return saved;
+              if (self.settings === null) self.log("charge mode " + mode + " lasts until the next reboot: no settings flash");
               return power.setMode(mode) ? null : "not a charge mode: " + mode;
             }
           : undefined,
@@ -270,11 +278,26 @@ export class Firmware {
   start(cb?: () => void): void {
     const self = this;
     const p = this.p;
+    // After a low-battery shutdown a target's reboot may be a plain reset: stay down (no flash
+    // writes, no link) until input power comes or the cell has recovered (PowerService RESTART).
+    const resume = function (): void {
+      self.log("power back: starting");
+      self.start(cb);
+    };
+    if (this.rebootReason === 7 && this.power !== null && this.power.holdAfterShutdown(resume)) {
+      this.log("battery flat after a low-battery shutdown: waiting for input power");
+      return;
+    }
     const st = this.journal.open();
     this.journalOk = st.code === 0;
     if (!this.journalOk) this._fault(Peripheral.FLASH, "journal could not open: code " + st.code);
     else if (st.tornTail) this.log("journal: a record torn by power loss was dropped");
     this.recorder.setPrevSeq(lastRecordSeq(this.journal));
+    if (this.settings !== null) {
+      const problem = this.settings.open();
+      if (problem !== "") this.log("settings: " + problem);
+      if (this.power !== null) this.power.setMode(this.settings.chargeMode());
+    }
     // Before any host can acknowledge (and compact) the journal: the verification service repairs
     // a voter interrupted by a power cut against it.
     if (this.verification !== null) this.verification.start();
@@ -628,10 +651,22 @@ export class Firmware {
     };
   }
 
-  /** Self-test of each part: the secure element answers Info; the journal opened cleanly. */
+  /**
+   * Self-test of each part: the secure element answers Info; the journal opened cleanly; the role
+   * service probes its own parts (the verification device's card reader and fingerprint module).
+   */
   selfTest(parts: number[], cb: (verdicts: PartVerdict[]) => void): void {
     const self = this;
     const want = parts.length > 0 ? parts : ALL_PARTS;
+    if (this.verification !== null) {
+      this.verification.selfTest(want, function (rv: PartVerdict[]) {
+        self._selfTest(want, rv, cb);
+      });
+    } else this._selfTest(want, [], cb);
+  }
+
+  _selfTest(want: number[], roleVerdicts: PartVerdict[], cb: (verdicts: PartVerdict[]) => void): void {
+    const self = this;
     const power = this.power !== null ? this.power.selfTest() : null;
     this.se.info(function (err) {
       const out: PartVerdict[] = [];
@@ -652,7 +687,11 @@ export class Firmware {
           if (v === Verdict.FAIL) self.peripheralFaults = self.peripheralFaults | (1 << part);
         } else if (part === Peripheral.DISPLAY) {
           out.push({ part: part, verdict: Verdict.PASS, detail: "" });
-        } else out.push({ part: part, verdict: Verdict.ABSENT, detail: "not fitted" });
+        } else {
+          let rv: PartVerdict | null = null;
+          for (let k = 0; k < roleVerdicts.length; k++) if (roleVerdicts[k].part === part) rv = roleVerdicts[k];
+          out.push(rv !== null ? rv : { part: part, verdict: Verdict.ABSENT, detail: "not fitted" });
+        }
       }
       cb(out);
     });

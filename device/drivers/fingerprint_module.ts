@@ -53,7 +53,9 @@
 //   failed with FP_ERR_TIMEOUT (the module is there but hung or slow); if not, FP_ERR_NO_MODULE
 //   (unplugged, unpowered or wrong baud rate).
 // Calls are queued: one command on the line at a time. Callbacks always run from a timer or from
-// the UART receiver, never inside the call.
+// the UART receiver, never inside the call. `onHealth` hears the outcome of every command (the
+// module answered, or not: no answer, damaged packets), so that a service can tell a module that
+// stopped answering; a cancelled capture tells nothing.
 
 import type { Timers, Uart } from "../platform/platform.ts";
 
@@ -271,6 +273,12 @@ export class FingerprintModule {
   /** The firmware version the module reported in open() (4 characters), "" before. */
   firmwareVersion = "";
   readonly stats: FpStats = { packets: 0, damaged: 0, garbage: 0, stale: 0, oversize: 0 };
+  /**
+   * Called at the end of every command, before its caller's callback: null when the module
+   * answered (an error flag is an answer), else why not (FP_ERR_NO_MODULE, FP_ERR_TIMEOUT,
+   * FP_ERR_PROTOCOL). One listener.
+   */
+  onHealth: ((why: string | null) => void) | null = null;
 
   private _uart: Uart;
   private _timers: Timers;
@@ -543,6 +551,7 @@ export class FingerprintModule {
         this._probe(cmd, timeoutMs, cb);
         return;
       }
+      this._health(err);
       cb(err, pkt);
     };
     this._uart.write(ufRequest(cmd, param, size, flag, data));
@@ -551,23 +560,28 @@ export class FingerprintModule {
 
   private _probe(cmd: number, timeoutMs: number, cb: PacketCallback): void {
     if (cmd === UF_CMD_CA) {
-      cb(fpError(FP_ERR_NO_MODULE, "fingerprint module does not answer (CA)"), null);
+      const e = fpError(FP_ERR_NO_MODULE, "fingerprint module does not answer (CA)");
+      this._health(e);
+      cb(e, null);
       return;
     }
     this._waitCmd = UF_CMD_CA;
     this._damage = "";
     this._waitCb = (err) => {
-      if (err && err.code === -1) {
-        cb(fpError(FP_ERR_NO_MODULE, "fingerprint module does not answer (" + cmdName(cmd) + ", then CA)"), null);
-      } else {
-        cb(
-          fpError(FP_ERR_TIMEOUT, "fingerprint module did not answer " + cmdName(cmd) + " within " + timeoutMs + " ms (it answers CA)"),
-          null,
-        );
-      }
+      const e =
+        err && err.code === -1
+          ? fpError(FP_ERR_NO_MODULE, "fingerprint module does not answer (" + cmdName(cmd) + ", then CA)")
+          : fpError(FP_ERR_TIMEOUT, "fingerprint module did not answer " + cmdName(cmd) + " within " + timeoutMs + " ms (it answers CA)");
+      this._health(e);
+      cb(e, null);
     };
     this._uart.write(ufRequest(UF_CMD_CA, 0, 0, 0, null));
     this._arm(this._timeoutMs, 0);
+  }
+
+  private _health(err: FpError | null): void {
+    const h = this.onHealth;
+    if (h !== null) h(err === null ? null : err.message);
   }
 
   private _finish(err: FpError | null, pkt: FpPacket | null): void {

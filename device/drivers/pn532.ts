@@ -33,7 +33,9 @@
 //   A normal frame caps the command APDU at 252 bytes and the answer at 252 bytes (SW included).
 //
 // Calls are queued: one command on the bus at a time. Callbacks always run from a timer, never
-// inside the call. The APDU passed to apdu() is copied.
+// inside the call. The APDU passed to apdu() is copied. `onHealth` hears the outcome of every
+// command (answered, or the reader failed: no I2C acknowledge, no ACK or answer in time, damaged
+// frames, the error frame), so that a service can tell a reader that stopped answering.
 
 import type { I2cBus, Timers } from "../platform/platform.ts";
 
@@ -217,6 +219,11 @@ export class Pn532 {
   /** The card found by the last detect(), null when none (or after release()). */
   target: Pn532Target | null = null;
   readonly stats = { commands: 0, resends: 0, nacks: 0, aborts: 0 };
+  /**
+   * Called at the end of every command, before its caller's callback: null when the PN532
+   * answered, else why it did not (the reader's fault, never the card's). One listener.
+   */
+  onHealth: ((why: string | null) => void) | null = null;
 
   private _bus: I2cBus;
   private _timers: Timers;
@@ -440,6 +447,8 @@ export class Pn532 {
     let lastWhy = "";
 
     const finish = (err: Pn532Error | null, data: Uint8Array | null): void => {
+      const h = this.onHealth;
+      if (h !== null) h(err === null ? null : err.message);
       cb(err, data);
     };
 

@@ -127,6 +127,12 @@ export interface Platform {
    * firmware application slots) and the register's voted marks. Absent on a device without it.
    */
   dataFlash?: Flash;
+  /**
+   * A small flash region (2 pages or more) for settings a technician sets, such as the charge
+   * mode, kept across reboots and power cuts (device/services/settings.ts). Absent: such settings
+   * last until the next reboot.
+   */
+  settingsFlash?: Flash;
   uarts: Uarts;
   display: Display;
   buttons: Buttons;

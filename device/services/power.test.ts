@@ -26,6 +26,7 @@ import {
 import {
   FULL_CHARGE_MV,
   POWER_MAINTAIN_WAKE_MS,
+  RESTART_POLL_MS,
   WARM_CHARGE_MV,
   type PowerMetrics,
 } from "./power.ts";
@@ -555,4 +556,30 @@ test("stop() gives the input back when the drain had cut it", () => {
   const n = rig.service.samples;
   rig.advance(DAY_MS);
   assert.equal(rig.service.samples, n, "no samples after stop");
+});
+
+test("after a low-battery shutdown: no restart on a flat cell without input power; input power or a charged cell allows it", () => {
+  const flat = new PowerRig({ socPercent: 3, temperatureC: 25, vbus: false, noStart: true });
+  assert.equal(flat.service.restartAllowed(), false);
+  let resumed = 0;
+  assert.equal(flat.service.holdAfterShutdown(() => resumed++), true, "held");
+  flat.advance(10 * RESTART_POLL_MS);
+  assert.equal(resumed, 0, "still flat, still no input power");
+  flat.chargerModel.setVbus(true);
+  flat.advance(RESTART_POLL_MS);
+  assert.equal(resumed, 1, "input power: resumed once");
+  flat.advance(10 * RESTART_POLL_MS);
+  assert.equal(resumed, 1, "and only once");
+  assert.equal(flat.service.restartAllowed(), true);
+  assert.equal(flat.service.holdAfterShutdown(() => resumed++), false, "no hold on input power");
+
+  // A bad adapter is no input power.
+  const bad = new PowerRig({ socPercent: 3, temperatureC: 25, vbus: true, noStart: true });
+  bad.chargerModel.injectFault("input");
+  assert.equal(bad.service.restartAllowed(), false);
+
+  // A cell at the restart threshold (a charged pack fitted) may start without input power; just
+  // above the critical level may not.
+  assert.equal(new PowerRig({ socPercent: 12, temperatureC: 25, vbus: false, noStart: true }).service.restartAllowed(), true);
+  assert.equal(new PowerRig({ socPercent: 7, temperatureC: 25, vbus: false, noStart: true }).service.restartAllowed(), false);
 });

@@ -39,6 +39,11 @@
 // load: the alarm is raised, charging is disabled, then onCritical(done) lets the firmware finish
 // and seal its journal, then shutdown() runs (at done(), or after `criticalTimeoutMs` = 10 s if
 // done never comes). Without a gauge reading, LOW_BATTERY falls back on <= 3.5 V.
+// RESTART: after that shutdown the device stays down until good input power (VBUS present and
+// power good), or a cell at RESTART_PERMILLE (10 %, twice the critical level: about 75 minutes at
+// 120 mA on 3 Ah before CRITICAL again), or without a gauge reading RESTART_MV (3.6 V, about 10 %
+// at rest). The board's power path keeps it off (the simulator models that); where a target's
+// shutdown is only a reset, the firmware holds at boot (holdAfterShutdown) instead of looping.
 //
 // METRICS (Health fields): battery_mv (gauge VCELL, or the charger's BATV ADC without a gauge),
 // state of charge (gauge), current (charger ICHGR ADC while charging, else the gauge's CRATE
@@ -119,6 +124,11 @@ export const CRITICAL_MV = 3300;
 export const CRITICAL_TIMEOUT_MS = 10000;
 /** Without a gauge reading, the low-battery warning falls back on the cell voltage. */
 export const LOW_BATTERY_MV = 3500;
+/** A device shut down on a flat cell restarts without input power only from this charge up. */
+export const RESTART_PERMILLE = 100;
+export const RESTART_MV = 3600;
+/** How often a device held after a low-battery shutdown checks for input power. */
+export const RESTART_POLL_MS = 60000;
 
 export const FULL_CHARGE_MV = 4208;
 export const WARM_CHARGE_MV = 4100;
@@ -385,6 +395,38 @@ export class PowerService {
     this._running = false;
     if (this._timer >= 0) this._t.clearTimeout(this._timer);
     this._timer = -1;
+  }
+
+  /**
+   * Whether a device shut down on a flat cell may start again now: good input power, or a cell at
+   * RESTART_PERMILLE (RESTART_MV without a gauge reading). True when nothing measures the cell.
+   */
+  restartAllowed(): boolean {
+    const st = this._charger.probe() ? this._charger.readStatus() : null;
+    if (st !== null && st.vbusPresent && st.powerGood) return true;
+    const g = this._gauge.read();
+    if (g !== null && gaugeSane(g)) return g.socPermille >= RESTART_PERMILLE;
+    if (st !== null && st.batteryMv > 0) return st.batteryMv >= RESTART_MV;
+    return true;
+  }
+
+  /**
+   * At boot after a LOW_BATTERY shutdown: false when the device may start now; true when it must
+   * stay down, and then `resume` is called once restartAllowed() (checked every RESTART_POLL_MS).
+   */
+  holdAfterShutdown(resume: () => void): boolean {
+    if (this._running || this.restartAllowed()) return false;
+    this._pollRestart(resume);
+    return true;
+  }
+
+  _pollRestart(resume: () => void): void {
+    const self = this;
+    this._timer = this._t.setTimeout(function () {
+      self._timer = -1;
+      if (self.restartAllowed()) resume();
+      else self._pollRestart(resume);
+    }, RESTART_POLL_MS);
   }
 
   /** Changes the charge mode; false (and nothing changes) when `mode` is not a valid ChargeMode. */

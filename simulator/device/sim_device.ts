@@ -2,6 +2,12 @@
 // element on an I2C bus), a wall clock, and power: reboot, power cut and power on. Flash and the
 // secure element's keys survive a reboot and, when a state directory is given, a simulator
 // restart.
+//
+// The power path: a reboot the firmware asks for restarts the chip a moment later, except a
+// LOW_BATTERY shutdown without good input power. Then the board stays off, as a real one does
+// (the charger's ship mode: the cell is disconnected, nothing draws from it), until a charger is
+// plugged in: the system then runs from the input even on a flat cell, and the firmware boots with
+// reason LOW_BATTERY and charges. Nothing else restarts it, so a flat cell cannot boot-loop.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -49,6 +55,8 @@ export interface SimDeviceOptions {
   /** Data flash size (0: none fitted: no signed data, no authority checks, as on a bare test rig). */
   dataFlashPages?: number;
   dataFlashPageSize?: number;
+  /** Settings flash pages of 256 bytes (charge mode across reboots; 0: none fitted). Default 2. */
+  settingsFlashPages?: number;
   /** The commission's public key (X || Y) written at provisioning. */
   commissionKey?: Uint8Array;
 }
@@ -87,6 +95,8 @@ export class SimDevice {
   readonly flash: SimFlash;
   /** Commission-signed data, the role's log, firmware slots (null: none fitted). */
   readonly dataFlash: SimFlash | null;
+  /** Technician settings kept across reboots, e.g. the charge mode (null: none fitted). */
+  readonly settingsFlash: SimFlash | null;
   readonly bus = new SimI2cBus();
   readonly se: Atecc608Model;
   /** Battery, charger and fuel gauge; null when not fitted. */
@@ -102,6 +112,10 @@ export class SimDevice {
   firmware: Firmware | null = null;
   platform: NodePlatform | null = null;
   boots = 0;
+  /** Shutdowns on a flat cell without input power (the device then stays off until a charger). */
+  lowBatteryShutdowns = 0;
+  /** Off after a LOW_BATTERY shutdown: only input power brings it back. */
+  waitingForInput = false;
   private timers: SimTimers | null = null;
   private bootLink: BootLink | null = null;
   private linkUp = false;
@@ -126,9 +140,24 @@ export class SimDevice {
         : dataFile && existsSync(dataFile)
           ? SimFlash.loadFrom(dataFile)
           : new SimFlash({ pageSize: options.dataFlashPageSize ?? 4096, pageCount: options.dataFlashPages ?? 1024 });
+    const settingsFile = options.stateDir ? join(options.stateDir, "settings_flash.bin") : null;
+    this.settingsFlash =
+      options.settingsFlashPages === 0
+        ? null
+        : settingsFile && existsSync(settingsFile)
+          ? SimFlash.loadFrom(settingsFile)
+          : new SimFlash({ pageSize: 256, pageCount: options.settingsFlashPages ?? 2 });
     this.modelTimers = options.clock ? options.clock.timers() : realTimers();
     this.power = options.power === false ? null : new PowerPlant({ ...options.power, now: () => this.monoNow() });
     this.power?.attach(this.bus);
+    this.power?.onInputChange((present) => {
+      if (!present || !this.waitingForInput || this.firmware) return;
+      // Plugging a charger in takes the board out of its ship mode: it starts a moment later.
+      setImmediate(() => {
+        if (!this.waitingForInput || this.firmware || !this.power?.inputGood()) return;
+        this.powerOn(RebootReason.LOW_BATTERY);
+      });
+    });
     if (options.role === "verification") {
       this.fingerprint = new FingerprintModuleModel({ timers: this.modelTimers });
       this.cardReader = new Pn532Model({ now: () => this.monoNow() });
@@ -163,6 +192,7 @@ export class SimDevice {
   powerOn(reason: number = RebootReason.POWER_ON, cb?: () => void): void {
     if (this.firmware) throw new Error(`${this.options.serial} is already running`);
     const o = this.options;
+    this.waitingForInput = false;
     this.boots++;
     this.timers = o.clock ? o.clock.timers() : realTimers();
     this.bootLink = new BootLink(o.hostLink, () => this.linkUp);
@@ -185,6 +215,7 @@ export class SimDevice {
       i2c: this.bus,
       flash: this.flash,
       dataFlash: this.dataFlash ?? undefined,
+      settingsFlash: this.settingsFlash ?? undefined,
       uarts: {
         fingerprint: this.fingerprint?.uart,
         scanner: this.scanner?.uart,
@@ -193,6 +224,12 @@ export class SimDevice {
       resetCause: reason,
       onReboot: (r) => {
         this.powerOff();
+        if (r === RebootReason.LOW_BATTERY && this.power !== null && !this.power.inputGood()) {
+          this.lowBatteryShutdowns++;
+          this.waitingForInput = true;
+          o.onLog?.("power: shut down on a flat cell; off until a charger is plugged in");
+          return;
+        }
         // The chip restarts a moment later.
         setImmediate(() => this.powerOn(r));
       },
@@ -248,6 +285,7 @@ export class SimDevice {
     mkdirSync(dir, { recursive: true });
     this.flash.saveTo(join(dir, "flash.bin"));
     this.dataFlash?.saveTo(join(dir, "data_flash.bin"));
+    this.settingsFlash?.saveTo(join(dir, "settings_flash.bin"));
     writeFileSync(join(dir, "secure_element.json"), JSON.stringify(this.se.exportState()));
   }
 }

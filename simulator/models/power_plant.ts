@@ -4,15 +4,19 @@
 // an hour of virtual time costs one step. While charging it steps in short chunks (the gauge's
 // filters need a moving voltage sampled realistically), and for a while after a charge at the
 // gauge's hibernate sampling period.
+// The plant also tells the device whether good input power is there, and when a charger is plugged
+// in or out: a device shut down on a flat cell stays off until then (simulator/device/sim_device.ts).
 
 import { BatteryModel, type BatteryOptions } from "./battery.ts";
-import { Bq25895Model, BQ25895_DEFAULT_ADDRESS, BQ_CHRG_FAST_CHARGE, BQ_CHRG_PRE_CHARGE } from "./bq25895.ts";
+import { Bq25895Model, BQ25895_DEFAULT_ADDRESS, BQ_CHRG_FAST_CHARGE, BQ_CHRG_PRE_CHARGE, BQ_REG } from "./bq25895.ts";
 import { Max17048Model, MAX17048_DEFAULT_ADDRESS } from "./max17048.ts";
 import type { SimI2cBus, SimI2cDevice } from "./i2c_bus.ts";
 
 const CHARGING_STEP_S = 30;
 const SETTLING_S = 6 * 3600;
 const SETTLING_STEP_S = 45;
+/** REG0B PG_STAT: the input source is good (VBUS present and no input fault). */
+const PG_STAT = 0x04;
 
 export interface PowerPlantOptions {
   battery?: Partial<BatteryOptions>;
@@ -46,6 +50,7 @@ export class PowerPlant {
   readonly gauge: Max17048Model;
   private synced: number;
   private settleUntilS = 0;
+  private readonly inputListeners: ((present: boolean) => void)[] = [];
 
   constructor(private readonly options: PowerPlantOptions) {
     const b = options.battery ?? {};
@@ -94,7 +99,20 @@ export class PowerPlant {
   /** Plugs the device into (true) or out of (false) a charger. */
   setCharger(on: boolean): void {
     this.sync();
+    const was = this.charger.vbusPresent;
     this.charger.setVbus(on);
+    if (was !== on) for (const cb of this.inputListeners.slice()) cb(on);
+  }
+
+  /** Good input power: VBUS present and the charger's power-good status (no input fault). */
+  inputGood(): boolean {
+    this.sync();
+    return this.charger.vbusPresent && (this.charger.register(BQ_REG.STATUS) & PG_STAT) !== 0;
+  }
+
+  /** Calls `cb` each time a charger is plugged in (true) or out (false). */
+  onInputChange(cb: (present: boolean) => void): void {
+    this.inputListeners.push(cb);
   }
 
   /** The device's own draw: running (mA) or powered off (0). */

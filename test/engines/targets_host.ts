@@ -26,6 +26,7 @@ import { mulberry32 } from "../../protocol/node/random_messages.ts";
 import { SimFlash } from "../../simulator/models/flash.ts";
 import { SimI2cBus } from "../../simulator/models/i2c_bus.ts";
 import { Atecc608Model } from "../../simulator/models/atecc608.ts";
+import { PowerPlant } from "../../simulator/models/power_plant.ts";
 import type { XsWorker } from "../helpers/xs_harness.ts";
 
 export type Env = Record<string, Record<string, unknown> | undefined>;
@@ -127,6 +128,8 @@ export class TargetsHost {
   now = 0;
   readonly bus = new SimI2cBus();
   readonly se: Atecc608Model;
+  /** Charger (BQ25895), fuel gauge (MAX17048) and cell on the bus, on the shim's virtual clock. */
+  readonly power: PowerPlant;
   readonly storage: SimEspruinoStorage;
   readonly flash: SimFlash;
   readonly received: Env[] = [];
@@ -152,6 +155,8 @@ export class TargetsHost {
       },
     });
     this.bus.attach(0x60, this.se);
+    this.power = new PowerPlant({ now: () => this.now });
+    this.power.attach(this.bus);
     this.storage = new SimEspruinoStorage(options.storageBytes ?? 64 * 1024);
     this.flash = new SimFlash({ pageSize: options.flashPageSize ?? 4096, pageCount: options.flashPages ?? 12, seed: options.seed });
     this.decoder = new FrameDecoder({

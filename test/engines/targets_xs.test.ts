@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TARGETS, buildTarget, type BuiltBundle } from "../../device/build/build.ts";
-import { RebootReason, RecordKind, Role } from "../../protocol/generated/device_codec.ts";
+import { ChargeMode, RebootReason, RecordKind, Role } from "../../protocol/generated/device_codec.ts";
 import { startXs, type XsWorker } from "../helpers/xs_harness.ts";
 import { TargetsHost, buildShim, moddableBundleForXs } from "./targets_host.ts";
 
@@ -178,6 +178,29 @@ for (const c of CASES) {
         const sector = host.flash.read(host.flash.pageCount - 2, 0, 4);
         assert.deepEqual([...sector], [RebootReason.SOFTWARE + 1, 0, 0xff, 0xff], "reason log: reason, then consumed");
       }
+    });
+
+    test("a charge mode set by command is kept in the settings flash across a reboot", async () => {
+      assert.ok(xs);
+      host.clear();
+      await host.send(xs, { command: { id: 3, setChargeMode: { mode: ChargeMode.STORAGE } } });
+      await host.advance(xs, 500);
+      noErrors();
+      const set = host.of("commandResult") as { id: number; status?: number; message?: string }[];
+      assert.deepEqual(set.map((r) => [r.id, r.status ?? 0]), [[3, 0]], JSON.stringify(set));
+      if (c.name === "espruino") assert.equal(host.storage.files.get("pks0")?.length, 4 + 256, "settings in Storage file pks0");
+      await host.send(xs, { command: { id: 4, reboot: { delayMs: 100 } } });
+      await host.advance(xs, 1000);
+      host.clear();
+      await host.powerOn(xs);
+      await xs.evaluate(script);
+      await host.advance(xs, 2000);
+      await host.send(xs, HOST_HELLO);
+      await host.advance(xs, 300);
+      noErrors();
+      const health = host.of("health") as { chargeMode?: number }[];
+      assert.ok(health.length > 0, "a Health after the reboot");
+      assert.equal(health[health.length - 1].chargeMode, ChargeMode.STORAGE, "storage mode after the reboot");
     });
   });
 }

@@ -1,9 +1,10 @@
 // The verification flow at the polling station: an explicit state machine driven by the card
-// reader (polled on a timer), the fingerprint module's callbacks and the buttons. One voter at a
-// time: card, register look-up, up to three finger captures matched against the register's
-// template AND the card's, then the verdict, shown only once the voter's mark and record are on
-// flash (the service's transaction callback). Supervisor paths: an exemption for a voter whose
-// fingers cannot be read, and opening / closing the polls. Engine subset.
+// reader (polled on a timer while a card can be acted on: not while no register is loaded, nor
+// while the reader does not answer), the fingerprint module's callbacks and the buttons. One
+// voter at a time: card, register look-up, up to three finger captures matched against the
+// register's template AND the card's, then the verdict, shown only once the voter's mark and
+// record are on flash (the service's transaction callback). Supervisor paths: an exemption for a
+// voter whose fingers cannot be read, and opening / closing the polls. Engine subset.
 //
 // No voter id, card id or template byte is ever logged, shown or passed on: the card id becomes
 // a key (a hash) at once, and a screen carries counts and attempt numbers only.
@@ -49,7 +50,10 @@ import {
 // States (numbers; the names are for people).
 /** Stopped. */
 export const S_OFF = 0;
-/** Polls not open (not loaded, ready, closing, closed): voter cards refused, supervisor button taken. */
+/**
+ * Polls not open (not loaded, ready, closing, closed): voter cards refused, supervisor button taken.
+ * The reader is polled only while a register is loaded: with none, no card can be acted on.
+ */
 export const S_STANDBY = 1;
 /** Polls open, waiting for a card: the reader is polled every pollMs. */
 export const S_IDLE = 2;
@@ -97,6 +101,10 @@ export interface FlowHost {
   closePolls(actor: string): void;
   counts(): { verified: number; exempted: number };
   log(text: string): void;
+  /** False while the card reader does not answer (the service probes it; wake() when it is back). */
+  readerUp(): boolean;
+  /** Whether a card presented in standby can be acted on (a register is loaded). */
+  standbyCards(): boolean;
 }
 
 export interface FlowOptions {
@@ -148,6 +156,8 @@ export class VerificationFlow {
   _sawCardMismatch: boolean;
   _admin: number;
   _lastScreen: Screen | null;
+  /** The reader is not being polled for now (see _park); wake() resumes. */
+  _parked: boolean;
 
   constructor(options: FlowOptions) {
     this._h = options.host;
@@ -176,6 +186,7 @@ export class VerificationFlow {
     this._sawCardMismatch = false;
     this._admin = 0;
     this._lastScreen = null;
+    this._parked = false;
   }
 
   // ---- plumbing ----
@@ -190,6 +201,7 @@ export class VerificationFlow {
     if (this.state === S_CAPTURE && st !== S_CAPTURE) this._fp.cancel();
     this.state = st;
     this._gen++;
+    this._parked = false;
     if (this._timer >= 0) this._t.clearTimeout(this._timer);
     this._timer = -1;
     return this._gen;
@@ -252,6 +264,16 @@ export class VerificationFlow {
   /** One look at the reader, then the next after pollMs; what a new card means depends on the state. */
   _poll(gen: number): void {
     const self = this;
+    if (this.state === S_STANDBY && !this._h.standbyCards()) {
+      this._park(gen);
+      return;
+    }
+    if (!this._h.readerUp()) {
+      const st = this.state;
+      if (st === S_IDLE || st === S_STANDBY) this._show(errorScreen("reader"));
+      this._park(gen);
+      return;
+    }
     this._r.detect(function (err: Pn532Error | null, uid: Uint8Array | null) {
       if (gen !== self._gen) return;
       if (err === null && uid === null) {
@@ -261,6 +283,38 @@ export class VerificationFlow {
       if (err !== null || uid === null || sameBytes(uid, self._present)) self._keepPolling(gen);
       else self._newCard(gen, uid);
     });
+  }
+
+  /**
+   * No look at the reader for now: no card could be acted on, or the reader does not answer (the
+   * service probes it on its own schedule). A supervisor's wait still ends on time.
+   */
+  _park(gen: number): void {
+    const self = this;
+    this._parked = true;
+    const st = this.state;
+    if (st === S_EXEMPT_CARD || st === S_ADMIN_CARD) {
+      const left = Math.ceil(this._deadline - this._t.now());
+      this._after(left > 0 ? left : 0, gen, function () {
+        self._parked = false;
+        self._keepPolling(gen);
+      });
+    }
+  }
+
+  /** The reader answers again: a parked state looks at it again (idle and standby show their screen again). */
+  wake(): void {
+    if (!this._parked) return;
+    const st = this.state;
+    if (st === S_IDLE || st === S_STANDBY) {
+      this.rest();
+      return;
+    }
+    // The supervisor's deadline timer of the parked wait: the polling chain takes over.
+    if (this._timer >= 0) this._t.clearTimeout(this._timer);
+    this._timer = -1;
+    this._parked = false;
+    this._poll(this._gen);
   }
 
   /** The next look at the reader; a supervisor who does not come in time ends the wait. */

@@ -8,6 +8,10 @@
 // read, captures under way: the voter presents the card again) and the attempt count. A record
 // interrupted between its station-log intent and the firmware journal is settled at boot by
 // looking for it in the firmware journal: the counts then match the records exactly.
+//
+// The card reader and the fingerprint module are watched (part_watch.ts): probed at boot, judged
+// by every command while in use, probed on a schedule while not; one that stops answering sets its
+// bit in Health.peripheral_faults until it answers again.
 
 import type { ButtonId, Flash, Platform, Screen } from "../../platform/platform.ts";
 import { partitionFlash } from "../../platform/flash_partition.ts";
@@ -18,6 +22,7 @@ import { tryDecode } from "../../../protocol/codec_runtime.ts";
 import {
   Peripheral,
   PollsState,
+  Verdict,
   RecordKind,
   decodeRecord,
   decodeTurnoutCounts,
@@ -25,18 +30,19 @@ import {
   encodeAuditEvent,
   encodeTurnoutCounts,
   encodeVerificationEvent,
+  type PartVerdict,
   type SignedArtifact,
   type TurnoutCounts,
 } from "../../../protocol/generated/device_codec.ts";
 import { RegisterImage, cardKey, type Sha256Fn } from "./register.ts";
 import { StationLog, T_CLOSE, T_EXEMPTED, T_HOUR, T_REJECTED, T_VERIFIED, turnoutCounts, type Intent } from "./turnout.ts";
-import { VerificationFlow, type FlowHost } from "./flow.ts";
+import { VerificationFlow, S_CAPTURE, S_READING, type FlowHost } from "./flow.ts";
+import { PartWatch } from "./part_watch.ts";
 import { K_CLOSED, K_CLOSING, K_NOT_LOADED, K_PRESENT_CARD, K_READY, screen } from "./screens.ts";
 
 const HOUR_MS = 3600000;
 /** Station-log bytes one voter takes (intent 20 + commit 16); a fifth of the log is kept for the rest. */
 const LOG_BYTES_PER_VOTER = 36;
-const RETRY_INIT_MS = 5000;
 
 /** Read access to the firmware journal (device/services/journal.ts), for the boot check. */
 export interface RecordReader {
@@ -70,6 +76,10 @@ export interface VerificationServiceOptions {
   retryMs?: number;
   verdictMs?: number;
   supervisorMs?: number;
+  /** A part that did not answer for this long is probed (ms). Default 30000. */
+  partCheckMs?: number;
+  /** First re-probe of a part that stopped answering (ms; then doubling up to a minute). Default 2000. */
+  partRetryMs?: number;
 }
 
 interface Txn {
@@ -101,6 +111,8 @@ export class VerificationService {
   _started: boolean;
   /** Bit (1 << Peripheral) for the reader / fingerprint module while they do not answer. */
   _faults: number;
+  readerWatch: PartWatch;
+  fingerWatch: PartWatch;
 
   constructor(options: VerificationServiceOptions) {
     const self = this;
@@ -122,6 +134,48 @@ export class VerificationService {
     this._hourQueued = false;
     this._started = false;
     this._faults = 0;
+    const reader = options.reader;
+    const fp = options.fingerprint;
+    this.readerWatch = new PartWatch({
+      timers: this._p.timers,
+      probe: function (cb: (why: string | null) => void) {
+        reader.init(function (err) {
+          cb(err === null ? null : err.message);
+        });
+      },
+      onFault: function (on: boolean, why: string) {
+        self._partChanged(Peripheral.CARD_READER, "card reader", on, why);
+        if (!on) self.flow.wake();
+      },
+      checkMs: options.partCheckMs,
+      retryMs: options.partRetryMs,
+    });
+    this.fingerWatch = new PartWatch({
+      timers: this._p.timers,
+      probe: function (cb: (why: string | null) => void) {
+        fp.open(function (err) {
+          cb(err === null ? null : err.message);
+        });
+      },
+      onFault: function (on: boolean, why: string) {
+        self._partChanged(Peripheral.FINGERPRINT, "fingerprint module", on, why);
+      },
+      busy: function () {
+        return self.flow.state === S_CAPTURE;
+      },
+      checkMs: options.partCheckMs,
+      retryMs: options.partRetryMs,
+    });
+    const rw = this.readerWatch;
+    const fw = this.fingerWatch;
+    reader.onHealth = function (why: string | null) {
+      if (why === null) rw.answered();
+      else rw.failed(why);
+    };
+    fp.onHealth = function (why: string | null) {
+      if (why === null) fw.answered();
+      else fw.failed(why);
+    };
     const host: FlowHost = {
       register: this.register,
       accepting: function () {
@@ -167,6 +221,12 @@ export class VerificationService {
       log: function (text: string) {
         self._p.log("verification: " + text);
       },
+      readerUp: function () {
+        return !self.readerWatch.faulted;
+      },
+      standbyCards: function () {
+        return self.state() !== PollsState.NOT_LOADED;
+      },
     };
     this.flow = new VerificationFlow({
       host: host,
@@ -186,7 +246,8 @@ export class VerificationService {
 
   /**
    * Boots the service: reads the register and the station log, settles a record interrupted by a
-   * power cut, then starts the reader, the fingerprint module and the flow. Call it right after
+   * power cut, then probes the reader and the fingerprint module (the boot self-test of both: one
+   * that does not answer is a fault at once) and starts the flow. Call it right after
    * the firmware journal is opened and before the link starts (no acknowledgement may compact
    * the journal before the check).
    */
@@ -197,8 +258,8 @@ export class VerificationService {
     this._p.buttons.onPress(function (b: ButtonId) {
       self.button(b);
     });
-    this._initReader(this._epoch);
-    this._initFingerprint(this._epoch);
+    this.readerWatch.start();
+    this.fingerWatch.start();
     this.flow.start();
     // An hour that passed while the device was off gets its record now.
     this._hourCheck();
@@ -212,6 +273,8 @@ export class VerificationService {
     this._txBusy = false;
     this._stopHour();
     this.flow.stop();
+    this.readerWatch.stop();
+    this.fingerWatch.stop();
   }
 
   _openStored(): void {
@@ -269,32 +332,6 @@ export class VerificationService {
     if (type === T_REJECTED) return RecordKind.VERIFICATION_REJECTED;
     if (type === T_HOUR) return RecordKind.TURNOUT_HOURLY;
     return RecordKind.TURNOUT_REPORT;
-  }
-
-  _initReader(epoch: number): void {
-    const self = this;
-    this._o.reader.init(function (err: unknown) {
-      if (epoch !== self._epoch) return;
-      self._partFault(Peripheral.CARD_READER, err !== null);
-      if (err === null) return;
-      self._log("card reader does not answer; retrying");
-      self._p.timers.setTimeout(function () {
-        if (epoch === self._epoch) self._initReader(epoch);
-      }, RETRY_INIT_MS);
-    });
-  }
-
-  _initFingerprint(epoch: number): void {
-    const self = this;
-    this._o.fingerprint.open(function (err) {
-      if (epoch !== self._epoch) return;
-      self._partFault(Peripheral.FINGERPRINT, err !== null);
-      if (err === null) return;
-      self._log("fingerprint module: " + err.message + "; retrying");
-      self._p.timers.setTimeout(function () {
-        if (epoch === self._epoch) self._initFingerprint(epoch);
-      }, RETRY_INIT_MS);
-    });
   }
 
   // ---- the intent protocol (turnout.ts), one at a time ----
@@ -548,11 +585,7 @@ export class VerificationService {
     this.register.erase();
     this.log.erase();
     this._openStored();
-    if (this._started) {
-      this._initReader(this._epoch);
-      this._initFingerprint(this._epoch);
-      this.flow.start();
-    }
+    if (this._started) this.flow.start();
     this._changed();
   }
 
@@ -582,9 +615,63 @@ export class VerificationService {
     if (before !== this._faults) this._changed();
   }
 
-  /** Bits (1 << Peripheral) of the card reader and fingerprint module while they fail to start. */
+  /** A watched part stopped answering (on) or answers again: its bit, one log line, a Health. */
+  _partChanged(part: number, name: string, on: boolean, why: string): void {
+    if (on) this._log(name + " does not answer (" + why + "): reported; probing it again with back-off");
+    else this._log(name + " answers again");
+    this._partFault(part, on);
+  }
+
+  /** Bits (1 << Peripheral) of the card reader and fingerprint module while they do not answer. */
   peripheralFaults(): number {
     return this._faults;
+  }
+
+  /**
+   * Self-test of the card reader and the fingerprint module, those of `parts` (Peripheral values):
+   * each probed now (a failure is a fault at once), except a part at work for a voter (the reader
+   * during a card read, the module during a capture), whose own outcome tells. cb gets one verdict
+   * per part tested, in no particular order.
+   */
+  selfTest(parts: number[], cb: (verdicts: PartVerdict[]) => void): void {
+    const out: PartVerdict[] = [];
+    const todo: number[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i] === Peripheral.CARD_READER || parts[i] === Peripheral.FINGERPRINT) todo.push(parts[i]);
+    }
+    let left = todo.length;
+    if (left === 0) {
+      cb(out);
+      return;
+    }
+    // One call per part: its callback keeps its own `part` (no closure over a loop binding).
+    for (let i = 0; i < todo.length; i++) {
+      this._testPart(todo[i], function (v: PartVerdict) {
+        out.push(v);
+        left--;
+        if (left === 0) cb(out);
+      });
+    }
+  }
+
+  _testPart(part: number, done: (v: PartVerdict) => void): void {
+    const self = this;
+    const reader = part === Peripheral.CARD_READER;
+    const w = reader ? this.readerWatch : this.fingerWatch;
+    // A part at work for a voter is not set up again under the voter's card or finger.
+    const st = this.flow.state;
+    if (reader ? st === S_READING : st === S_CAPTURE) {
+      done({ part: part, verdict: w.faulted ? Verdict.FAIL : Verdict.PASS, detail: w.faulted ? w.why : "in use" });
+      return;
+    }
+    w.check(function (why: string | null) {
+      let detail = why ?? "";
+      if (why === null && reader) {
+        const f = self._o.reader.firmware;
+        detail = f === null ? "answers" : "PN532 firmware " + f.ver + "." + f.rev;
+      } else if (why === null) detail = "firmware " + self._o.fingerprint.firmwareVersion;
+      done({ part: part, verdict: why === null ? Verdict.PASS : Verdict.FAIL, detail: detail });
+    });
   }
 
   _changed(): void {

@@ -50,6 +50,7 @@ export function bootEspruino(roles: RoleSet, role: number): void {
     pageSize: typeof POLLKIT_JOURNAL_PAGE_SIZE !== "undefined" ? POLLKIT_JOURNAL_PAGE_SIZE : 2048,
     pageCount: typeof POLLKIT_JOURNAL_PAGES !== "undefined" ? POLLKIT_JOURNAL_PAGES : 8,
     filePrefix: "pkj",
+    settingsPrefix: "pks",
     identityFile: "pkident",
     reasonFile: "pkreason",
     defaultModel: "pollkit-espruino",

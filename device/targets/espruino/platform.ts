@@ -71,6 +71,8 @@ export interface EspruinoTargetConfig {
   pageCount: number;
   /** Storage file names: filePrefix + page number ("pkj0", "pkj1"...). */
   filePrefix: string;
+  /** Settings (charge mode...): two Storage files of 256 bytes, settingsPrefix + 0 and + 1. */
+  settingsPrefix: string;
   /** Storage file holding the identity written at manufacture (JSON {serial, model, role}). */
   identityFile: string;
   /** Storage file holding the reason of a reboot the firmware asked for (one byte). */
@@ -388,6 +390,7 @@ export function createEspruinoPlatform(cfg: EspruinoTargetConfig): EspruinoPlatf
     hostLink: createHostLink(cfg),
     i2c: createI2c(cfg),
     flash: createStorageFlash(storage, cfg.filePrefix, cfg.pageSize, cfg.pageCount),
+    settingsFlash: createStorageFlash(storage, cfg.settingsPrefix, 256, 2),
     uarts: {},
     display: {
       show: function (): void {

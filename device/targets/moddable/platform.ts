@@ -215,12 +215,13 @@ function createI2c(cfg: ModdableTargetConfig): I2cBus {
 // ---------------------------------------------------------------------------------------------
 // Flash
 
-function createPartitionFlash(flash: Flash, pageSize: number, pageCount: number): PlatformFlash {
+/** pageCount sectors of the partition from firstSector on, as pages 0.. of a PlatformFlash. */
+function createPartitionFlash(flash: Flash, pageSize: number, firstSector: number, pageCount: number): PlatformFlash {
   function at(page: number, offset: number, length: number): number {
     if (page < 0 || page >= pageCount || offset < 0 || length < 0 || offset + length > pageSize || Math.floor(page) !== page) {
       throw new Error("flash: page " + page + " bytes " + offset + ".." + (offset + length) + " out of range");
     }
-    return page * pageSize + offset;
+    return (firstSector + page) * pageSize + offset;
   }
   return {
     pageSize: pageSize,
@@ -237,7 +238,7 @@ function createPartitionFlash(flash: Flash, pageSize: number, pageCount: number)
     },
     erase: function (page: number): void {
       at(page, 0, 0);
-      flash.erase(page);
+      flash.erase(firstSector + page);
     },
   };
 }
@@ -329,10 +330,12 @@ export function createModdablePlatform(cfg: ModdableTargetConfig): ModdablePlatf
   const flash = new Flash(cfg.partition);
   const blockSize = flash.blockSize;
   const sectors = Math.floor(flash.byteLength / blockSize);
-  if (sectors < 4) throw new Error("partition " + cfg.partition + " has " + sectors + " sectors: too small");
+  if (sectors < 6) throw new Error("partition " + cfg.partition + " has " + sectors + " sectors: too small");
+  // From the top: identity, reboot reasons, two sectors of settings; the journal from sector 0.
   const identitySector = sectors - 1;
   const reasons = createReasonLog(flash, sectors - 2, blockSize);
-  const pages = sectors - 2 < cfg.maxPages ? sectors - 2 : cfg.maxPages;
+  const settingsSector = sectors - 4;
+  const pages = settingsSector < cfg.maxPages ? settingsSector : cfg.maxPages;
   const timers = createTimers();
   const resetCause = reasons.take();
   return {
@@ -341,7 +344,8 @@ export function createModdablePlatform(cfg: ModdableTargetConfig): ModdablePlatf
     clock: createWallClock(timers),
     hostLink: createHostLink(cfg),
     i2c: createI2c(cfg),
-    flash: createPartitionFlash(flash, blockSize, pages),
+    flash: createPartitionFlash(flash, blockSize, 0, pages),
+    settingsFlash: createPartitionFlash(flash, blockSize, settingsSector, 2),
     uarts: {},
     display: {
       show: function (): void {

@@ -23,6 +23,7 @@ export interface NodePlatformParts {
   i2c: I2cBus;
   flash: Flash;
   dataFlash?: Flash;
+  settingsFlash?: Flash;
   uarts?: Uarts;
   resetCause: number;
   /** The firmware asked for a reboot (the simulator restarts it with this reason). */
@@ -50,6 +51,7 @@ export function createNodePlatform(parts: NodePlatformParts): NodePlatform {
     i2c: parts.i2c,
     flash: parts.flash,
     dataFlash: parts.dataFlash,
+    settingsFlash: parts.settingsFlash,
     uarts: parts.uarts ?? {},
     display: {
       show(s: Screen) {
