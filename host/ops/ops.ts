@@ -2,7 +2,9 @@
 // from the broker (verified in worker threads), the dashboard and its JSON API, and the
 // scheduled maintenance status reports.
 
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { SqliteOpsStore } from "./store/sqlite_store.ts";
 import { PgStore } from "./store/pg_store.ts";
@@ -15,7 +17,12 @@ import { commissionKeyHex, ElectionImportError, importElection } from "./electio
 import { RESULT_DEADLINE_MS } from "./views/stations.ts";
 
 export interface OpsConfig {
-  mqtt: { url: string; shared?: string; username?: string; password?: string };
+  /**
+   * `clientId`: the console's MQTT client id, the same from run to run, so that its session (its
+   * subscription and the QoS 1 messages queued for it while it is away) persists at the broker.
+   * From `mqtt.clientId`, else `pollkit-ops-<name>` (consoleClientId).
+   */
+  mqtt: { url: string; clientId: string; shared?: string; username?: string; password?: string };
   /** `path`: a SQLite file (the default store); `postgres`: a PostgreSQL URL (store/pg_store.ts). */
   store: { path: string } | { postgres: string };
   /** Provisioning file (JSON or CSV) imported at start; later imports add or update devices. */
@@ -34,6 +41,23 @@ export interface OpsConfig {
 }
 
 export class OpsConfigError extends Error {}
+
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The console's MQTT client id when the config names none: `pollkit-ops-<name>` with the config's
+ * `name`, else with this host's name and a short hash of where this console keeps its data (the
+ * store and the reports directory), so two consoles on one host sharing a stream differ, and one
+ * console keeps its id across restarts. A console moved to another host (or a container given a
+ * new host name) gets a new id and a new session: give it a `name`.
+ */
+export function consoleClientId(name: string | undefined, store: OpsConfig["store"], reportsDir: string): string {
+  if (name !== undefined) return `pollkit-ops-${name}`;
+  const where = "postgres" in store ? `postgres ${store.postgres}` : `sqlite ${store.path}`;
+  const hash = createHash("sha256").update(`${where}\n${reportsDir}`).digest("hex").slice(0, 8);
+  const host = hostname().replace(/[^A-Za-z0-9-]/g, "-").slice(0, 32) || "host";
+  return `pollkit-ops-${host}-${hash}`;
+}
 
 export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
   if (typeof raw !== "object" || raw === null) throw new OpsConfigError("config must be a JSON object");
@@ -61,6 +85,12 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
   const lang = web.lang ?? "en";
   if (lang !== "en" && lang !== "ar") throw new OpsConfigError('web.lang must be "en" or "ar"');
   const everyMs = reports.everyMs ?? 3600000;
+  if (c.name !== undefined && (typeof c.name !== "string" || !NAME.test(c.name))) {
+    throw new OpsConfigError("name (this console's instance name) must be 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  if (mqtt.clientId !== undefined && (typeof mqtt.clientId !== "string" || !/^[\x21-\x7e]{1,128}$/.test(mqtt.clientId))) {
+    throw new OpsConfigError("mqtt.clientId must be 1 to 128 printable ASCII characters without spaces");
+  }
   let commissionKey: string | null = null;
   if (c.commissionKey !== undefined) {
     if (typeof c.commissionKey !== "string") throw new OpsConfigError("commissionKey must be the commission's public key in hex");
@@ -76,20 +106,23 @@ export function parseOpsConfig(raw: unknown, baseDir: string): OpsConfig {
     throw new OpsConfigError("web.importToken must be a string of at least 16 characters");
   }
   if (typeof everyMs !== "number" || everyMs < 1000) throw new OpsConfigError("reports.everyMs must be at least 1000");
+  const storeConfig: OpsConfig["store"] = typeof store.postgres === "string" ? { postgres: store.postgres } : { path: rel(store.path as string) };
+  const outDir = rel(typeof reports.outDir === "string" ? reports.outDir : "reports");
   return {
     mqtt: {
       url: mqtt.url,
+      clientId: typeof mqtt.clientId === "string" ? mqtt.clientId : consoleClientId(c.name as string | undefined, storeConfig, outDir),
       shared: typeof mqtt.shared === "string" ? mqtt.shared : undefined,
       username: typeof mqtt.username === "string" ? mqtt.username : undefined,
       password: typeof mqtt.password === "string" ? mqtt.password : undefined,
     },
-    store: typeof store.postgres === "string" ? { postgres: store.postgres } : { path: rel(store.path as string) },
+    store: storeConfig,
     registry: typeof c.registry === "string" ? rel(c.registry) : undefined,
     election: typeof c.election === "string" ? rel(c.election) : undefined,
     commissionKeyHex: commissionKey,
     web: { host: typeof web.host === "string" ? web.host : "127.0.0.1", port, lang, importToken: typeof web.importToken === "string" ? web.importToken : null },
     resultDeadlineMs: deadline,
-    reports: { everyMs, outDir: rel(typeof reports.outDir === "string" ? reports.outDir : "reports") },
+    reports: { everyMs, outDir },
     healthIntervalMs: typeof c.healthIntervalMs === "number" ? c.healthIntervalMs : 60000,
   };
 }
@@ -137,6 +170,8 @@ export async function startOps(config: OpsConfig): Promise<RunningOps> {
     url: config.mqtt.url,
     store,
     shared: config.mqtt.shared,
+    // A persistent session: the broker queues for this console while it is away.
+    clientId: config.mqtt.clientId,
     mqtt: { username: config.mqtt.username, password: config.mqtt.password },
     // Only a console that is the store's sole writer may trust its own memory of what is stored.
     soleWriter: !(config.mqtt.shared !== undefined || "postgres" in config.store),

@@ -166,7 +166,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     }
   };
   try {
-    const broker = await startEmbeddedBroker({ port: 0 });
+    const broker = await startEmbeddedBroker({ port: 0, dataDir: join(dir, "broker") });
     cleanups.push(() => broker.close());
     o.say(`MQTT broker (embedded aedes) on ${broker.url}`);
 

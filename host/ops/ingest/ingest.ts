@@ -24,8 +24,17 @@
 // batchMax or 10 x batchMs). The batch's signatures go to the verify pool (worker threads), then
 // the batch is committed in one store transaction. The replay check skips the store lookup for a
 // seq the store knows is above everything stored (mayHaveRecord, when this is the only writer). Batches verify concurrently and commit in arrival order. Backpressure: when
-// more than highWater items wait, the MQTT client stops reading (the QoS 1 PUBACK is held back),
-// so the broker queues instead of this process.
+// more than highWater items wait, the MQTT client stops reading, so the broker queues instead of
+// this process.
+//
+// Acknowledgement. A QoS 1 message is acknowledged to the broker (PUBACK) only once the batch that
+// holds it, and every batch before it, is committed, in the order the messages came: a console
+// that dies between receiving and storing leaves the message unacknowledged, and the broker sends
+// it again when the session resumes. With `clientId` the session is persistent (clean: false) and
+// survives the console's absence: the broker queues what is published meanwhile. A batch whose
+// commit fails is not acknowledged; the connection is dropped so that the broker redelivers it.
+// Acknowledgements of messages that came on a connection since closed are not sent: the broker
+// redelivers those too, and the store drops the second copy by (device, seq).
 
 import { EventEmitter } from "node:events";
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
@@ -47,6 +56,12 @@ export interface IngestOptions {
   store: OpsStore;
   /** Subscribe as $share/<shared>/pollkit/v1/# (several consoles share the stream). */
   shared?: string;
+  /**
+   * MQTT client id, kept from run to run: the session is persistent (clean: false) and the broker
+   * queues QoS 1 messages for this console while it is away. Each console of a shared subscription
+   * needs its own. Default: a random id and a clean session (tests, one-off tools).
+   */
+  clientId?: string;
   /** A verify pool to use (not closed by close()); default: a new pool of poolSize workers. */
   pool?: VerifyPool;
   /** Default: available cores. */
@@ -126,6 +141,14 @@ interface PendingRecord {
   verifyIndex: number;
 }
 
+/** A QoS 1 message's PUBACK, held until what the message brought is committed. */
+interface HeldAck {
+  client: MqttClient;
+  /** The connection the message came on: the PUBACK goes on that one or not at all. */
+  stream: MqttClient["stream"];
+  messageId: number;
+}
+
 interface Batch {
   records: PendingRecord[];
   verify: VerifyItem[];
@@ -133,10 +156,29 @@ interface Batch {
   quarantine: QuarantineEntry[];
   devices: DeviceEvent[];
   size: number;
+  /** PUBACKs of the messages read since the previous batch was flushed, in arrival order. */
+  acks: HeldAck[];
 }
 
 function newBatch(): Batch {
-  return { records: [], verify: [], health: [], quarantine: [], devices: [], size: 0 };
+  return { records: [], verify: [], health: [], quarantine: [], devices: [], size: 0, acks: [] };
+}
+
+/**
+ * Passed to mqtt.js's handleMessage callback for a QoS 1 message: mqtt.js then reads on without
+ * sending its own PUBACK (handlers/publish.js), which ingest sends after the commit.
+ */
+const ACK_HELD = new Error("PUBACK held until the message is committed");
+
+/** PUBACK of MQTT 3.1.1 (section 3.4; valid in MQTT 5 too, reason code 0 implied): type 4, length 2, packet id. */
+function pubacks(ids: number[]): Buffer {
+  const out = Buffer.allocUnsafe(ids.length * 4);
+  ids.forEach((id, i) => {
+    out[i * 4] = 0x40;
+    out[i * 4 + 1] = 0x02;
+    out.writeUInt16BE(id, i * 4 + 2);
+  });
+  return out;
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -168,6 +210,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly logs = new Map<string, string[]>();
   private readonly agentStates = new Map<string, AgentStatus>();
   private client: MqttClient | null = null;
+  /** The client start() made (kept through close(), for breakAcks). */
+  private started: MqttClient | null = null;
   private batch: Batch = newBatch();
   private timer: NodeJS.Timeout | null = null;
   private commitChain: Promise<void> = Promise.resolve();
@@ -176,6 +220,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private batchStartMs = 0;
   private pendingItems = 0;
   private readonly paused: (() => void)[] = [];
+  /** Connections on which a commit failed: no PUBACK goes out on them any more. */
+  private readonly brokenStreams = new WeakSet<object>();
+  /** Settles when the PUBACKs written so far have left this process (or their connection failed). */
+  private acksWritten: Promise<void> = Promise.resolve();
+  /** close() has begun: reading from the broker stays paused. */
+  private closing = false;
   private windowStart = 0;
   private windowCount = 0;
   private readonly s: IngestStats = {
@@ -224,18 +274,28 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** Connects and subscribes; resolves once the subscription is granted. */
   start(): Promise<void> {
     if (this.client) throw new Error("ingest already started");
+    const clientId = this.options.clientId;
     const client = connect(this.options.url, {
       protocolVersion: 4,
-      clean: true,
+      clean: clientId === undefined,
       reconnectPeriod: 1000,
-      clientId: `pollkit-ops-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
+      clientId: clientId ?? `pollkit-ops-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
       ...this.options.mqtt,
     });
     this.client = client;
-    // Backpressure: mqtt.js reads the next packet (and sends the PUBACK) only after this callback.
-    client.handleMessage = (_packet: IPublishPacket, done: () => void): void => {
-      if (this.pendingItems > this.highWater) this.paused.push(done);
-      else done();
+    this.started = client;
+    // mqtt.js calls this after the "message" event (so the message is already in a batch) and reads
+    // the next packet only once its callback is called: holding the callback is the backpressure.
+    // A QoS 1 message's PUBACK is held until its batch commits (ACK_HELD keeps mqtt.js from
+    // sending it now).
+    client.handleMessage = (packet: IPublishPacket, done: (error?: Error) => void): void => {
+      let next: () => void = () => done();
+      if (packet.qos === 1 && packet.messageId !== undefined) {
+        this.holdAck({ client, stream: client.stream, messageId: packet.messageId });
+        next = () => done(ACK_HELD);
+      }
+      if (this.closing || this.pendingItems > this.highWater) this.paused.push(next);
+      else next();
     };
     client.on("message", (topic, payload) => this.onMessage(topic, payload));
     client.on("close", () => (this.s.connected = false));
@@ -279,23 +339,33 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return [...this.agentStates.values()];
   }
 
-  /** Resolves when everything received so far is committed. */
+  /** Resolves when everything received so far is committed (and acknowledged to the broker). */
   async drain(): Promise<void> {
     for (;;) {
       this.flush();
       const chain = this.commitChain;
       await chain;
-      if (chain === this.commitChain && this.batch.size === 0) return;
+      if (chain === this.commitChain && this.batch.size === 0 && this.batch.acks.length === 0) return;
     }
   }
 
-  /** Commits what is pending, disconnects; closes the verify pool if ingest created it. */
+  /**
+   * Stops reading, commits and acknowledges what was read, disconnects; closes the verify pool if
+   * ingest created it. Messages the broker sent that were not read yet stay unacknowledged: with a
+   * persistent session the broker delivers them on the next start.
+   */
   async close(): Promise<void> {
     const client = this.client;
     this.client = null;
-    for (const done of this.paused.splice(0)) done();
-    if (client) await client.endAsync(true).catch(() => undefined);
+    this.closing = true;
     await this.drain();
+    // The last PUBACKs leave before the socket is destroyed (unless the socket is stuck).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.acksWritten, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+    if (client) await client.endAsync(true).catch(() => undefined);
+    // mqtt.js dropped the connection these would have read on.
+    this.paused.length = 0;
     if (this.ownPool) await this.pool.close();
   }
 
@@ -484,9 +554,50 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.batch.size++;
     this.pendingItems++;
     if (this.batch.size >= this.batchMax) this.flush();
-    else if (this.timer === null) {
-      this.batchStartMs = performance.now();
-      this.timer = setTimeout(this.onBatchTimer, this.batchMs);
+    else this.armTimer();
+  }
+
+  /**
+   * A message's PUBACK waits in the open batch: its item is in that batch or in one flushed before
+   * (or it needed no storing: a log line, a duplicate), so it is committed when this batch is.
+   */
+  private holdAck(ack: HeldAck): void {
+    this.batch.acks.push(ack);
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    if (this.timer !== null) return;
+    this.batchStartMs = performance.now();
+    this.timer = setTimeout(this.onBatchTimer, this.batchMs);
+  }
+
+  /** Sends the PUBACKs of committed messages, in order, on the connection each came on. */
+  private sendAcks(acks: HeldAck[]): void {
+    let i = 0;
+    while (i < acks.length) {
+      const { client, stream } = acks[i];
+      const ids: number[] = [];
+      for (; i < acks.length && acks[i].stream === stream; i++) ids.push(acks[i].messageId);
+      // A connection closed since (or broken by a failed commit): the broker redelivers.
+      if (this.brokenStreams.has(stream) || client.stream !== stream || !client.connected || stream.destroyed) continue;
+      this.acksWritten = new Promise<void>((resolve) => stream.write(pubacks(ids), () => resolve()));
+    }
+  }
+
+  /**
+   * A batch could not be committed: none of its messages, nor any read after them on the same
+   * connections, may be acknowledged. Dropping those connections (the current one too: a message
+   * whose PUBACK waits in a later batch came on it or on one already closed) makes the broker send
+   * them again (mqtt.js reconnects; the session is kept when clientId is set).
+   */
+  private breakAcks(acks: HeldAck[]): void {
+    const streams = new Set<MqttClient["stream"]>(acks.map((a) => a.stream));
+    if (this.started !== null) streams.add(this.started.stream);
+    for (const stream of streams) {
+      if (this.brokenStreams.has(stream)) continue;
+      this.brokenStreams.add(stream);
+      if (!stream.destroyed) stream.destroy();
     }
   }
 
@@ -510,8 +621,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.timer = null;
     }
     const b = this.batch;
-    if (b.size === 0) return;
+    if (b.size === 0 && b.acks.length === 0) return;
     this.batch = newBatch();
+    if (b.size === 0) {
+      // Only acknowledgements (log lines, duplicates, items of a batch flushed just before).
+      this.commitChain = this.commitChain.then(() => this.sendAcks(b.acks));
+      return;
+    }
     this.s.batches++;
     this.batchesInChain++;
     const verdicts: Promise<boolean[]> = b.verify.length > 0 ? this.pool.verify(b.verify) : Promise.resolve([]);
@@ -529,15 +645,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.countVerified(b.verify.length);
       try {
         this.commit(b, ok);
+        this.sendAcks(b.acks);
       } catch (e) {
         this.problem(e);
+        this.breakAcks(b.acks);
       } finally {
         for (const p of b.records) {
           if (this.inFlight.get(p.key) === p.rec.bytes) this.inFlight.delete(p.key);
         }
         this.pendingItems -= b.size;
         this.batchesInChain--;
-        if (this.pendingItems <= this.highWater / 2) for (const done of this.paused.splice(0)) done();
+        if (!this.closing && this.pendingItems <= this.highWater / 2) for (const done of this.paused.splice(0)) done();
       }
     });
   }
