@@ -6,6 +6,13 @@
 // record are on flash (the service's transaction callback). Supervisor paths: an exemption for a
 // voter whose fingers cannot be read, and opening / closing the polls. Engine subset.
 //
+// A fingerprint module that does not answer (the service's part watch says so, or a capture got
+// no answer and a probe right after confirms it) is nobody's verdict: the voter in hand is shown
+// the device error at once, no capture is tried against the dead module and nothing is journalled
+// for the voter (no RejectReason names a device fault; a rejection would count in the turnout
+// figures). The supervisor may still exempt the voter; the module answering again resumes the
+// captures of a voter still waiting.
+//
 // No voter id, card id or template byte is ever logged, shown or passed on: the card id becomes
 // a key (a hash) at once, and a screen carries counts and attempt numbers only.
 
@@ -15,6 +22,7 @@ import { readCard, CARD_ERR_NO_CARD, CARD_ERR_REMOVED, type CardData, type CardE
 import {
   FingerprintModule,
   FP_ERR_NO_FINGER,
+  FP_ERR_NO_MODULE,
   FP_ERR_POOR_IMAGE,
   FP_ERR_TIMEOUT,
   type FpError,
@@ -73,6 +81,12 @@ export const S_EXEMPT_CARD = 8;
 export const S_ADMIN_CARD = 9;
 /** Supervisor recognised: ok opens (or closes) the polls, cancel goes back. */
 export const S_CONFIRM = 10;
+/**
+ * A voter in hand while the fingerprint module does not answer: the device error shown, nothing
+ * journalled. The supervisor button starts an exemption; the card taken away, cancel or
+ * supervisorMs end it (back to rest); the module answering again resumes the captures.
+ */
+export const S_SENSOR = 11;
 
 export const MAX_ATTEMPTS = 3;
 /** Compact card minutiae are in 0.1 mm up to 25.5 mm: the image they may lie in, at 197 px/cm. */
@@ -105,6 +119,10 @@ export interface FlowHost {
   readerUp(): boolean;
   /** Whether a card presented in standby can be acted on (a register is loaded). */
   standbyCards(): boolean;
+  /** False while the fingerprint module does not answer (the service probes it; fingerWake() when it is back). */
+  fingerUp(): boolean;
+  /** Probes the fingerprint module now, decisively (a failure is a fault at once); cb(true) when it answered. */
+  checkFinger(cb: (up: boolean) => void): void;
 }
 
 export interface FlowOptions {
@@ -237,10 +255,14 @@ export class VerificationFlow {
     if (s === S_OFF || s === S_STANDBY || s === S_IDLE || s === S_ADMIN_CARD || s === S_CONFIRM) this.rest();
   }
 
-  /** Polls are closing: a voter in capture or waiting for an exemption is cancelled. */
+  /**
+   * Polls are closing: a voter in capture or waiting for an exemption is cancelled; one held by a
+   * fingerprint module fault is let go (no capture was tried: nothing to journal).
+   */
   interrupt(): void {
     const s = this.state;
     if (s === S_CAPTURE || s === S_RETRY || s === S_EXEMPT_CARD || s === S_READING) this._rejectVoter(RejectReason.CANCELLED);
+    else if (s === S_SENSOR) this.rest();
     else this.pollsChanged();
   }
 
@@ -279,6 +301,16 @@ export class VerificationFlow {
       if (err === null && uid === null) {
         self._present = null;
         self._presentKey = null;
+        if (self.state === S_SENSOR) {
+          // The voter held by the module fault took the card away.
+          self.rest();
+          return;
+        }
+      }
+      // Held by the module fault, only the card leaving matters (a random-UID card looks new).
+      if (self.state === S_SENSOR) {
+        self._keepPolling(gen);
+        return;
       }
       if (err !== null || uid === null || sameBytes(uid, self._present)) self._keepPolling(gen);
       else self._newCard(gen, uid);
@@ -293,7 +325,7 @@ export class VerificationFlow {
     const self = this;
     this._parked = true;
     const st = this.state;
-    if (st === S_EXEMPT_CARD || st === S_ADMIN_CARD) {
+    if (st === S_EXEMPT_CARD || st === S_ADMIN_CARD || st === S_SENSOR) {
       const left = Math.ceil(this._deadline - this._t.now());
       this._after(left > 0 ? left : 0, gen, function () {
         self._parked = false;
@@ -321,7 +353,7 @@ export class VerificationFlow {
   _keepPolling(gen: number): void {
     const self = this;
     const st = this.state;
-    if ((st === S_EXEMPT_CARD || st === S_ADMIN_CARD) && this._t.now() >= this._deadline) {
+    if ((st === S_EXEMPT_CARD || st === S_ADMIN_CARD || st === S_SENSOR) && this._t.now() >= this._deadline) {
       if (st === S_EXEMPT_CARD) this._rejectVoter(RejectReason.CANCELLED);
       else this.rest();
       return;
@@ -434,6 +466,11 @@ export class VerificationFlow {
 
   _capture(): void {
     const self = this;
+    if (!this._h.fingerUp()) {
+      // No capture against a module known not to answer: the voter is told at once.
+      this._sensorDown();
+      return;
+    }
     const gen = this._enter(S_CAPTURE);
     this._attempt++;
     this._show(screen(K_PRESENT_FINGER, { attempt: this._attempt, max: MAX_ATTEMPTS }));
@@ -444,6 +481,7 @@ export class VerificationFlow {
         if (code === FP_ERR_NO_FINGER) self._failed(K_FAIL_NO_FINGER);
         else if (code === FP_ERR_POOR_IMAGE) self._failed(K_FAIL_POOR_IMAGE);
         else if (code === FP_ERR_TIMEOUT) self._failed(K_FAIL_TIMEOUT);
+        else if (code === FP_ERR_NO_MODULE) self._noModule();
         else {
           self._h.log("fingerprint module error " + code);
           self._failed(K_FAIL_SENSOR);
@@ -486,6 +524,44 @@ export class VerificationFlow {
     this._after(this._retryMs, gen, function () {
       self._capture();
     });
+  }
+
+  /**
+   * A capture got no answer at all (neither the scan nor the cancel that followed): the module is
+   * probed at once, decisively. Gone: the device error, the attempt not counted (the module never
+   * took it). There: a sensor failure like any other, the next attempt follows.
+   */
+  _noModule(): void {
+    const self = this;
+    if (!this._h.fingerUp()) {
+      this._attempt--;
+      this._sensorDown();
+      return;
+    }
+    // The finger prompt stays while the module is probed (about two seconds when it is gone);
+    // the supervisor and cancel buttons work as between attempts.
+    const g = this._enter(S_RETRY);
+    this._h.checkFinger(function (up: boolean) {
+      if (g !== self._gen) return;
+      if (up) self._failed(K_FAIL_SENSOR);
+      else {
+        self._attempt--;
+        self._sensorDown();
+      }
+    });
+  }
+
+  /** The fingerprint module does not answer: the voter in hand sees the device error; nothing is journalled. */
+  _sensorDown(): void {
+    const gen = this._enter(S_SENSOR);
+    this._show(errorScreen("fingerprint"));
+    this._deadline = this._t.now() + this._supMs;
+    this._poll(gen);
+  }
+
+  /** The fingerprint module answers again: a voter held by its fault gets their captures. */
+  fingerWake(): void {
+    if (this.state === S_SENSOR) this._capture();
   }
 
   /** The voter is marked and journalled; only then the verdict. */
@@ -574,7 +650,7 @@ export class VerificationFlow {
   button(b: ButtonId): void {
     const s = this.state;
     if (b === "supervisor") {
-      if (s === S_CAPTURE || s === S_RETRY) {
+      if (s === S_CAPTURE || s === S_RETRY || s === S_SENSOR) {
         if (this._h.exemptedSoFar() >= this._h.exemptionCap()) {
           this._rejectVoter(RejectReason.EXEMPTION_CAP);
           return;
@@ -592,6 +668,9 @@ export class VerificationFlow {
     if (b === "cancel") {
       if (s === S_CAPTURE || s === S_RETRY || s === S_EXEMPT_CARD) {
         this._rejectVoter(RejectReason.CANCELLED);
+      } else if (s === S_SENSOR) {
+        // No capture was tried for this voter (or the module died under it): nothing to journal.
+        this.rest();
       } else if (s === S_ADMIN_CARD || s === S_CONFIRM || s === S_VERDICT) this.rest();
       return;
     }

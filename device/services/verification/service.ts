@@ -11,7 +11,8 @@
 //
 // The card reader and the fingerprint module are watched (part_watch.ts): probed at boot, judged
 // by every command while in use, probed on a schedule while not; one that stops answering sets its
-// bit in Health.peripheral_faults until it answers again.
+// bit in Health.peripheral_faults until it answers again. While the fingerprint module does not
+// answer, a voter is told at once instead of waiting out three captures (flow.ts, S_SENSOR).
 
 import type { ButtonId, Flash, Platform, Screen } from "../../platform/platform.ts";
 import { partitionFlash } from "../../platform/flash_partition.ts";
@@ -159,6 +160,7 @@ export class VerificationService {
       },
       onFault: function (on: boolean, why: string) {
         self._partChanged(Peripheral.FINGERPRINT, "fingerprint module", on, why);
+        if (!on) self.flow.fingerWake();
       },
       busy: function () {
         return self.flow.state === S_CAPTURE;
@@ -226,6 +228,14 @@ export class VerificationService {
       },
       standbyCards: function () {
         return self.state() !== PollsState.NOT_LOADED;
+      },
+      fingerUp: function () {
+        return !self.fingerWatch.faulted;
+      },
+      checkFinger: function (cb: (up: boolean) => void) {
+        self.fingerWatch.check(function (why: string | null) {
+          cb(why === null);
+        });
       },
     };
     this.flow = new VerificationFlow({
