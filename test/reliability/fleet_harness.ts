@@ -422,8 +422,9 @@ export class FleetHarness implements FaultHarness {
     const powerOn = sd.powerOn.bind(sd);
     sd.powerOn = (reason?: number, cb?: () => void): void => {
       if (reason === RebootReason.LOW_BATTERY) {
-        // The firmware shut down on a flat cell: off until someone charges it (SimDevice itself
-        // would boot it again at once, and again, in a loop).
+        // The firmware shut down on a flat cell, and input power came back (SimDevice stays off
+        // until it does): the harness keeps it off and counts it, since no scenario here means
+        // to run a cell flat; the drain boots it again.
         d.flatShutdowns++;
         d.down = true;
         this.unplugDev(d);
