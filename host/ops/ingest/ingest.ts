@@ -13,7 +13,11 @@
 //   hello   registered device → Hello decoded; its device_id must match the topic
 //           (device-mismatch) and its public key, when present, the registry (key-mismatch) →
 //           online, firmware version.
-//   status  retained JSON {"state":"online"|"offline","at":ms|null} → online/offline.
+//   status  retained JSON {"state":"online"|"offline","at":ms|null} → online/offline; a status
+//           older (by `at`, the agent's time of the change) than the last one taken for the
+//           device is dropped (staleStatuses): a broker may deliver a device's statuses out of
+//           order (a retained copy sent on a re-subscription after a newer live one, a message
+//           redelivered after a reconnect), and the newest must win.
 //   log     the last `logLines` lines per device are kept in memory (logTail).
 // pollkit/v1/<site>/_agent/<agentId>/status is an agent's own status (agents()).
 // Anything else: quarantine (bad-topic, unknown-device, malformed, ...). Nothing unverified
@@ -118,6 +122,8 @@ export interface IngestStats {
   /** Items received and not yet committed. */
   pending: number;
   batches: number;
+  /** Device statuses dropped as older than the one already taken for the device. */
+  staleStatuses: number;
   lastError: string | null;
 }
 
@@ -209,6 +215,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly inFlight = new Map<string, Uint8Array>();
   private readonly logs = new Map<string, string[]>();
   private readonly agentStates = new Map<string, AgentStatus>();
+  /** Per device: the `at` of the newest status taken (statuses without one are not ordered). */
+  private readonly statusAt = new Map<string, number>();
   private client: MqttClient | null = null;
   /** The client start() made (kept through close(), for breakAcks). */
   private started: MqttClient | null = null;
@@ -241,6 +249,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     verifyPerSec: 0,
     pending: 0,
     batches: 0,
+    staleStatuses: 0,
     lastError: null,
   };
 
@@ -525,6 +534,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (typeof st === "string") {
       this.reject(now, topic, deviceId, "malformed", st, payload);
       return;
+    }
+    if (st.at !== null) {
+      const newest = this.statusAt.get(deviceId);
+      if (newest !== undefined && st.at < newest) {
+        this.s.staleStatuses++;
+        return;
+      }
+      this.statusAt.set(deviceId, st.at);
     }
     this.batch.devices.push({ deviceId, site, online: st.state === "online", atMs: st.at ?? now });
     this.added();
