@@ -270,3 +270,35 @@ test("a full journal refuses new records and loses none of the unacknowledged on
   clock.advance(10);
   assert.ok(after > 0, "accepted again after acknowledgement");
 });
+
+test("a signing attempt that fails (the chip not answering for a moment) is tried again before the record is refused", () => {
+  const { clock, host, dev } = setup();
+  dev.powerOn();
+  clock.advance(500);
+  host.send({ hello: { protocolVersion: 1, role: 3 } });
+  clock.advance(10);
+  host.send({ ack: { seq: 1 } });
+  const key = new Uint8Array((host.of("hello")[0] as { publicKey: number[] }).publicKey);
+  const fw = dev.firmware;
+  assert.ok(fw);
+  const got: number[] = [];
+  // Off the bus for one attempt: back before the second.
+  dev.bus.setConnected(0x60, false);
+  fw.record(RecordKind.AUDIT, encodeAuditEvent({ event: "test.event", actor: "device", detail: "once" }), (s) => got.push(s));
+  clock.advance(5);
+  dev.bus.setConnected(0x60, true);
+  clock.advance(1000);
+  assert.deepEqual(got, [2]);
+  const rec = host.records().find((r) => r.seq === 2);
+  assert.ok(rec?.signature);
+  const msg = signingBytes({ seq: rec.seq, timeMs: rec.timeMs, kind: rec.kind, payload: new Uint8Array(rec.payload ?? []), prevSeq: rec.prevSeq });
+  assert.ok(verifyP256(key, msg, new Uint8Array(rec.signature)), "the retried signature verifies");
+  assert.ok(host.consoles.some((l) => l.includes("signing failed") && l.includes("trying again")));
+
+  // Gone for good: refused after three attempts, and said so.
+  dev.bus.setConnected(0x60, false);
+  fw.record(RecordKind.AUDIT, encodeAuditEvent({ event: "test.event", actor: "device", detail: "never" }), (s) => got.push(s));
+  clock.advance(2000);
+  assert.deepEqual(got, [2, -100]);
+  assert.ok(host.consoles.some((l) => l.includes("signing failed 3 times")));
+});

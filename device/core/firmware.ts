@@ -44,6 +44,8 @@ import {
 export const PROTOCOL_VERSION = 1;
 /** The secure element slot holding the device's P-256 identity key. */
 export const KEY_SLOT = 0;
+/** Attempts at signing one record before it is refused (RECORD_ERR_SIGN). */
+export const SIGN_TRIES = 3;
 const LOG_LINES = 32;
 
 export interface FirmwareOptions {
@@ -118,7 +120,22 @@ export class Firmware {
       journal: this.journal,
       clock: p.clock,
       signer: function (message, cb) {
-        self.se.signMessage(KEY_SLOT, message, cb);
+        // A transient failure (the chip asleep, a garbled answer) is tried again before the record
+        // is refused: a refused signed record is a result or a verdict the host never gets.
+        let tries = 0;
+        const attempt = function (): void {
+          tries++;
+          self.se.signMessage(KEY_SLOT, message, function (err, sig) {
+            if (err !== null && tries < SIGN_TRIES) {
+              self.log("signing failed (" + err.message + "), trying again");
+              p.timers.setTimeout(attempt, 20 * tries);
+              return;
+            }
+            if (err !== null) self.log("signing failed " + tries + " times (" + err.message + "): record refused");
+            cb(err, sig);
+          });
+        };
+        attempt();
       },
       prevSeq: 0,
       onAppended: function () {
