@@ -84,8 +84,10 @@ test("boot, hello exchange, health and the boot record; acknowledged records are
   assert.ok(h.clockMs > 1795000000000);
 });
 
-test("signed records verify with the hello's key; unacknowledged records are resent after a timeout and after a reconnect", () => {
-  const { clock, host, dev, link } = setup();
+/** A booted device in session with the host, its boot record acknowledged; its identity key. */
+function inSession() {
+  const rig = setup();
+  const { clock, host, dev } = rig;
   dev.powerOn();
   clock.advance(500);
   host.send({ hello: { protocolVersion: 1, role: 3 } });
@@ -94,6 +96,11 @@ test("signed records verify with the hello's key; unacknowledged records are res
   const key = new Uint8Array((host.of("hello")[0] as { publicKey: number[] }).publicKey);
   const fw = dev.firmware;
   assert.ok(fw);
+  return { ...rig, key, fw };
+}
+
+test("signed records verify with the hello's key; unacknowledged records are resent after a timeout and after a reconnect", () => {
+  const { clock, host, link, key, fw } = inSession();
   for (let i = 0; i < 3; i++) fw.record(RecordKind.AUDIT, encodeAuditEvent({ event: "test.event", actor: "device", detail: String(i) }));
   clock.advance(1000); // signing takes the chip tens of milliseconds each
   const recs = host.records().filter((r) => r.kind === RecordKind.AUDIT);
@@ -272,15 +279,7 @@ test("a full journal refuses new records and loses none of the unacknowledged on
 });
 
 test("a signing attempt that fails (the chip not answering for a moment) is tried again before the record is refused", () => {
-  const { clock, host, dev } = setup();
-  dev.powerOn();
-  clock.advance(500);
-  host.send({ hello: { protocolVersion: 1, role: 3 } });
-  clock.advance(10);
-  host.send({ ack: { seq: 1 } });
-  const key = new Uint8Array((host.of("hello")[0] as { publicKey: number[] }).publicKey);
-  const fw = dev.firmware;
-  assert.ok(fw);
+  const { clock, host, dev, key, fw } = inSession();
   const got: number[] = [];
   // Off the bus for one attempt: back before the second.
   dev.bus.setConnected(0x60, false);

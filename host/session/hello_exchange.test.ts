@@ -10,25 +10,8 @@ import { createMemoryLink } from "../../simulator/links/memory_link.ts";
 import { memoryHostLink } from "../link/memory_host_link.ts";
 import { FrameDecoder } from "../../protocol/framing.ts";
 import { decodeEnvelope, RebootReason, type Hello } from "../../protocol/generated/device_codec.ts";
-import { DeviceSession, type SessionStore, type StoreItem } from "./device_session.ts";
-
-class ArrayStore implements SessionStore {
-  readonly items: StoreItem[] = [];
-  put(items: StoreItem[]): number {
-    let fresh = 0;
-    for (const i of items) {
-      if (i.seq !== null && this.items.some((x) => x.deviceId === i.deviceId && x.seq === i.seq)) continue;
-      this.items.push(i);
-      fresh++;
-    }
-    return fresh;
-  }
-  highestSeq(deviceId: string): number {
-    let top = 0;
-    for (const i of this.items) if (i.deviceId === deviceId && i.seq !== null && i.seq > top) top = i.seq;
-    return top;
-  }
-}
+import { DeviceSession } from "./device_session.ts";
+import { ArrayStore } from "../../test/helpers/array_store.ts";
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const start = Date.now();
