@@ -1,8 +1,8 @@
 // Fleet bench: thousands of simulated devices (real firmware and chip models, in-process links)
-// served by many real host agents (SQLite outboxes, MQTT), through the embedded broker behind a
-// TCP proxy that can cut the network, into the real operations console (verify, store). Health
-// every 10 s per device, then a burst of signed station records from every result device (within
-// --burst-seconds, default 10), with
+// served by many real host agents (SQLite outboxes, MQTT), through a TCP proxy that can cut the
+// network and the embedded broker, into the real operations console (verify, store); broker and
+// console on a worker thread of their own (bench/fleet_console.ts). Health every 10 s per device, then a burst of
+// signed station records from every result device (within --burst-seconds, default 10), with
 // faults from the catalogue injected along the way.
 //
 // Usage: npm run bench:fleet -- [--devices 10000] [--agents 100] [--seconds 60]
@@ -24,8 +24,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
-import { startEmbeddedBroker, type EmbeddedBroker } from "../host/broker/embedded.ts";
-import { parseOpsConfig, startOps } from "../host/ops/ops.ts";
+import { WorkerConsole } from "./fleet_console.ts";
 import { Fleet, type FleetDevice } from "../simulator/fleet/fleet.ts";
 import { startTcpProxy } from "../simulator/faults/tcp_proxy.ts";
 import { LineNoise, seededRandom } from "../simulator/faults/line_noise.ts";
@@ -61,33 +60,31 @@ interface Fault {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "pollkit-bench-fleet-"));
-  let broker: EmbeddedBroker = await startEmbeddedBroker({ port: 0 });
-  const brokerPort = broker.port;
-  const proxy = await startTcpProxy({ targetPort: brokerPort });
-  const ops = await startOps(
-    parseOpsConfig(
-      {
-        mqtt: { url: broker.url },
-        store: { path: join(dir, "ops.sqlite") },
-        web: { host: "127.0.0.1", port: 0 },
-        reports: { everyMs: 3_600_000, outDir: join(dir, "reports") },
-        healthIntervalMs: HEALTH_MS,
-      },
-      dir,
-    ),
+  // The broker and the console on their own thread (bench/fleet_console.ts), as they would be on
+  // machines of their own; the agents reach the broker through the proxy.
+  const ops = await WorkerConsole.start(
+    {
+      mqtt: { url: "mqtt://127.0.0.1:1" }, // replaced by the worker's broker
+      store: { path: join(dir, "ops.sqlite") },
+      web: { host: "127.0.0.1", port: 0 },
+      reports: { everyMs: 3_600_000, outDir: join(dir, "reports") },
+      healthIntervalMs: HEALTH_MS,
+    },
+    dir,
   );
+  const proxy = await startTcpProxy({ targetPort: ops.brokerPort });
   const storedHealth = { n: 0 };
   const storedRecords = { n: 0 };
   const latencies: number[] = [];
   let burstStart = Infinity;
-  ops.ingest.on("health", (s) => (storedHealth.n += s.length));
-  ops.ingest.on("records", (rs) => {
+  ops.on("health", (n) => (storedHealth.n += n));
+  ops.on("records", (rs) => {
     storedRecords.n += rs.length;
     for (const r of rs) if (r.kind === RecordKind.AUDIT && r.timeMs >= burstStart) latencies.push(r.receivedMs - r.timeMs);
   });
   const offline = new Set<string>();
   const seenOffline = new Set<string>();
-  ops.ingest.on("device", (e) => {
+  ops.on("device", (e) => {
     if (!e.online) {
       offline.add(e.deviceId);
       seenOffline.add(e.deviceId);
@@ -120,7 +117,7 @@ async function main(): Promise<void> {
     if (fleet.devices.every((d) => d.device.firmware?.started)) break;
     await sleep(100);
   }
-  ops.store.upsertDevices(
+  await ops.register(
     fleet.devices.map((d) => ({
       deviceId: d.serial,
       publicKeyHex: hex(d.device.firmware!.publicKey),
@@ -131,13 +128,11 @@ async function main(): Promise<void> {
       site: d.site,
     })),
   );
-  ops.ingest.reloadRegistry();
   log(`booted and registered in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   for (const a of fleet.agents) a.start();
   for (const d of fleet.devices) fleet.plug(d);
   // Wait until every device's boot record is stored.
   const expectedTotal = (): number => fleet.devices.reduce((n, d) => n + ((d.device.firmware?.journal.nextSeq() ?? 1) - 1), 0);
-  const storedCount = (): number => ops.store.records({ limit: 10_000_000 }).length;
   while (storedRecords.n < DEVICES) await sleep(200);
   log(`every device online after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -188,7 +183,7 @@ async function main(): Promise<void> {
     injections.push(
       injectAt(0.45, async () => {
         proxy.partition("refuse");
-        const agentsOffline = (): boolean => ops.ingest.agents().some((a) => a.state !== "online");
+        const agentsOffline = (): boolean => ops.agents().some((a) => a.state !== "online");
         let seen = false;
         const watch = setInterval(() => (seen = seen || agentsOffline()), 100);
         faults.push({ id: "network-partition", target: "agents", reported: () => seen });
@@ -201,11 +196,9 @@ async function main(): Promise<void> {
     // The broker restarted.
     injections.push(
       injectAt(0.7, async () => {
-        await broker.close();
-        await sleep(500);
-        broker = await startEmbeddedBroker({ port: brokerPort });
         let reconnected = false;
-        ops.ingest.once("connected", () => (reconnected = true));
+        await ops.restartBroker(500);
+        ops.once("connected", () => (reconnected = true));
         faults.push({ id: "broker-restart", target: "broker", reported: () => reconnected });
       }),
     );
@@ -250,7 +243,8 @@ async function main(): Promise<void> {
   }
   // Every record: is each device's seq 1..last stored?
   let lost = 0;
-  const all = ops.store.records({ limit: 10_000_000 });
+  const fin = await ops.final();
+  const all = fin.records.map(([deviceId, seq]) => ({ deviceId, seq }));
   const byDevice = new Map<string, Set<number>>();
   for (const r of all) {
     let s = byDevice.get(r.deviceId);
@@ -282,20 +276,19 @@ async function main(): Promise<void> {
     p99Ms: q(0.99),
     lost,
     duplicated,
-    duplicateDeliveriesDropped: ops.ingest.stats().duplicates,
-    quarantined: Object.values(ops.store.quarantineCounts()).reduce((a, b) => a + b, 0),
-    quarantineReasons: ops.store.quarantineCounts(),
-    quarantineSample: ops.store.quarantined({ limit: 3 }).map((q) => `${q.deviceId} ${q.reason}: ${q.detail}`),
+    duplicateDeliveriesDropped: fin.duplicates,
+    quarantined: Object.values(fin.quarantineCounts).reduce((a, b) => a + b, 0),
+    quarantineReasons: fin.quarantineCounts,
+    quarantineSample: fin.quarantineSample,
     faultsInjected: faults.length,
     faultsReported: faults.filter((f) => f.reported()).length,
     faults: faults.map((f) => ({ id: f.id, target: f.target, reported: f.reported() })),
-    stored: storedCount(),
+    stored: fin.records.length,
     rssMb: Math.round(process.memoryUsage().rss / 1e6),
     cores: cpus().length,
   };
   await fleet.stop();
   await ops.stop();
-  await broker.close();
   await proxy.close();
   rmSync(dir, { recursive: true, force: true });
   console.log(JSON.stringify(result));
