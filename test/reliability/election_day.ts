@@ -114,7 +114,6 @@ export async function runElectionDay(profileName: "short" | "long", log?: (s: st
     trafficRealMs: [3_600_000, 3_600_000],
     agedCells: 0,
     tinyJournals: 0,
-    gateBrokerRestart: false,
     chargerFaultRealMs: 5000,
     sitePrefix: "ST",
     commission: commission.key,

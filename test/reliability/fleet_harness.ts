@@ -92,15 +92,6 @@ export interface FleetHarnessOptions {
   /** Devices built with a tiny journal (targets of full-flash). */
   tinyJournals: number;
   /**
-   * Broker restart: keep the agents out (the proxy refuses them) until the console has subscribed
-   * again. Not needed since the console keeps a persistent session (stable client id, clean: false)
-   * and the embedded broker keeps sessions and queued messages in its data directory across a
-   * restart: what an agent publishes before the console is back is queued for it. (Before, with a
-   * clean session and an in-memory broker, three quick restarts lost 125 of 1,115 records here.)
-   * Kept as an option to compare with.
-   */
-  gateBrokerRestart: boolean;
-  /**
    * A charger fault lasts this long (real ms), then clears: long enough for hours of device time
    * (sampling, the alarm), short enough that the cell, running the device without input power,
    * does not go flat at this speed.
@@ -810,21 +801,17 @@ export class FleetHarness implements FaultHarness {
 
   async restartBroker(): Promise<void> {
     const at = Date.now();
-    const gate = this.o.gateBrokerRestart;
-    if (gate) this.proxy.partition("refuse");
+    // Agents may publish before the console is back: the console's persistent session on the
+    // broker's data directory queues it for the console.
     await this.broker.close();
     await sleep(500);
     this.broker = await startEmbeddedBroker({ port: this.brokerPort, dataDir: join(this.dir, "broker") });
-    if (gate) {
-      await until(() => this.opsConnects.some((t) => t > at), 20_000, () => "the console subscribed to the restarted broker");
-      this.proxy.heal();
-    }
     const agents = this.fleet.agents.map((a) => a.config.agentId);
     this.faults.push({
       id: "broker-restart",
       target: "broker",
       atMs: at,
-      detail: gate ? "restarted; agents admitted once the console had subscribed again" : "restarted",
+      detail: "restarted",
       check: () => {
         const back = agents.filter((id) => this.agentEvents.some((e) => e.agentId === id && e.state === "online" && e.at > at));
         const console = this.opsConnects.some((t) => t > at);
