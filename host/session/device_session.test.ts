@@ -18,16 +18,9 @@ import { encodeAuditEvent, ErrorCode, RecordKind, Verdict } from "../../protocol
 import { verifyP256 } from "../../test/helpers/ecdsa.ts";
 import { DeviceSession, sliceField, type SessionError } from "./device_session.ts";
 import { ArrayStore } from "../../test/helpers/array_store.ts";
+import { waitFor } from "../../test/helpers/wait.ts";
 
 const RecordType = type("Record");
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

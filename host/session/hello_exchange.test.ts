@@ -12,14 +12,7 @@ import { FrameDecoder } from "../../protocol/framing.ts";
 import { decodeEnvelope, RebootReason, type Hello } from "../../protocol/generated/device_codec.ts";
 import { DeviceSession } from "./device_session.ts";
 import { ArrayStore } from "../../test/helpers/array_store.ts";
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { waitFor } from "../../test/helpers/wait.ts";
 
 interface Line {
   sd: SimDevice;

@@ -10,6 +10,7 @@ import { autoDetect } from "@serialport/bindings-cpp";
 import { ReadlineParser } from "@serialport/parser-readline";
 import { createPtyPair, type PtyPair } from "./pty_pair.ts";
 import { openSerialByteLink, type SerialByteLink } from "./serial_link.ts";
+import { waitFor } from "../../test/helpers/wait.ts";
 
 const Binding = autoDetect();
 
@@ -82,14 +83,6 @@ async function openDevice(path: string, bytesPerSecond?: number) {
     received: () => Buffer.concat(chunks),
     receivedLength: () => length,
   };
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 function pattern(n: number, seed: number): Buffer {

@@ -19,18 +19,11 @@ import { SimBleBindings, type SimPeripheral } from "../../simulator/ble/sim_bind
 import { SimDevice } from "../../simulator/device/sim_device.ts";
 import { type as pbType } from "../../protocol/node/schema.ts";
 import { RecordKind } from "../../protocol/generated/device_codec.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const RecordT = pbType("Record");
 const SITE = "ble-site";
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The operations side: a separate MQTT client counting each (device, seq) it receives. */
 class Downstream {

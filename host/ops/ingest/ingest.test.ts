@@ -20,6 +20,7 @@ import { registryEntry } from "../registry/registry.ts";
 import { Ingest } from "./ingest.ts";
 import { VerifyPool, type VerifyItem } from "./verify_pool.ts";
 import { readRecord } from "./record_wire.ts";
+import { waitFor as until } from "../../../test/helpers/wait.ts";
 
 const RecordType = type("Record");
 
@@ -77,14 +78,6 @@ function signedRecord(key: KeyObject, seq: number, detail: string): Uint8Array {
 
 const devA = runDevice("VVD-000101", 6);
 const devB = runDevice("VVD-000102", 3);
-
-async function until(what: string, cond: () => boolean, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function publisher(url: string): Promise<MqttClient> {
   const c = connect(url, { protocolVersion: 4, clean: true, reconnectPeriod: 0 });

@@ -19,17 +19,10 @@ import { makeRecord, RecordKind, testDevice, type TestDevice } from "../testing/
 import { SqliteOpsStore } from "../store/sqlite_store.ts";
 import { OpsConfigError, parseOpsConfig, startOps, type RunningOps } from "../ops.ts";
 import { Ingest } from "./ingest.ts";
+import { waitFor as until } from "../../../test/helpers/wait.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const SITE = "site-s";
-
-async function until(what: string | (() => string), cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -16,17 +16,10 @@ import { MqttBridge } from "../../mqtt/bridge.ts";
 import { testDevice } from "../testing/signed.ts";
 import { SqliteOpsStore } from "../store/sqlite_store.ts";
 import { Ingest, type DeviceEvent } from "./ingest.ts";
+import { waitFor as until } from "../../../test/helpers/wait.ts";
 
 const SITE = "site-o";
 const CONSOLE = "console-order-test";
-
-async function until(what: string | (() => string), cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "pollkit-status-order-"));

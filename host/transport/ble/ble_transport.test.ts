@@ -21,6 +21,7 @@ import type { ByteLink } from "../../../device/platform/platform.ts";
 import { encodeFrame, FrameDecoder } from "../../../protocol/framing.ts";
 import { Envelope } from "../../../protocol/node/schema.ts";
 import { RecordKind, Role } from "../../../protocol/generated/device_codec.ts";
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 // Taken before any test runs: the noble files that importing this file (and the transport) loaded.
 const nobleFilesAtImport = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes("@abandonware/noble"));
@@ -64,14 +65,6 @@ function tap(link: ByteLink, sink: Uint8Array[]): ByteLink {
     onData: (cb) => link.onData((d) => (sink.push(d.slice()), cb(d))),
     onConnection: (cb) => link.onConnection(cb),
   };
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 interface Rig {

@@ -12,14 +12,7 @@ import { encodeFrame, FrameDecoder } from "../../../protocol/framing.ts";
 import { Envelope } from "../../../protocol/node/schema.ts";
 import type { HostLink } from "../../link/host_link.ts";
 import { SerialTransport, UDEVADM_MISSING, expandGlob, globSegmentRegExp } from "./serial_transport.ts";
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitFor } from "../../../test/helpers/wait.ts";
 
 test("glob segments: * and ? in the last segment, dotfiles skipped, regex characters literal", () => {
   const re = globSegmentRegExp("*.tty");
