@@ -51,7 +51,7 @@ import { startEmbeddedBroker } from "../host/broker/embedded.ts";
 import { parseOpsConfig, startOps, type RunningOps } from "../host/ops/ops.ts";
 import { registryEntry } from "../host/ops/registry/registry.ts";
 import { Agent } from "../host/agent/agent.ts";
-import type { AgentConfig } from "../host/agent/config.ts";
+import { fleetAgentConfig } from "../simulator/fleet/fleet.ts";
 import { memoryHostLink } from "../host/link/memory_host_link.ts";
 import type { HostLink } from "../host/link/host_link.ts";
 import { createCommissionKey, technicianKey, type P256Key } from "../host/commission/keys.ts";
@@ -323,19 +323,7 @@ export async function runResultsBurst(o: ResultsBurstOptions): Promise<ResultsBu
   let ops: RunningOps | null = null;
   try {
     for (let a = 0; a < AGENTS; a++) {
-      const site = `SITE-${String(a + 1).padStart(4, "0")}`;
-      const config: AgentConfig = {
-        site,
-        agentId: `agent-${site}`,
-        serial: { paths: [], globs: [], vendorIds: [], productIds: [], scanIntervalMs: 60_000 },
-        ble: { enabled: false },
-        usb: { enabled: false },
-        outbox: { path: join(dir, `${site}.outbox.sqlite`) },
-        mqtt: { url: broker.url },
-        control: { host: "127.0.0.1", port: 0 },
-        timeSync: true,
-      };
-      agents.push(new Agent(config));
+      agents.push(new Agent(fleetAgentConfig(`SITE-${String(a + 1).padStart(4, "0")}`, dir, broker.url)));
     }
 
     // The stations: definitions signed by the commission, ballots, devices.

@@ -41,6 +41,21 @@ export function fleetSerial(role: "verification" | "result", n: number): string 
   return `${role === "verification" ? "VVD" : "RAD"}-${String(n).padStart(6, "0")}`;
 }
 
+/** An agent of a simulated fleet: no hardware transports (devices come on in-process links), its outbox in `dir`. */
+export function fleetAgentConfig(site: string, dir: string, brokerUrl: string): AgentConfig {
+  return {
+    site,
+    agentId: `agent-${site}`,
+    serial: { paths: [], globs: [], vendorIds: [], productIds: [], scanIntervalMs: 60_000 },
+    ble: { enabled: false },
+    usb: { enabled: false },
+    outbox: { path: join(dir, `${site}.outbox.sqlite`) },
+    mqtt: { url: brokerUrl },
+    control: { host: "127.0.0.1", port: 0 },
+    timeSync: true,
+  };
+}
+
 export class Fleet {
   readonly agents: Agent[] = [];
   readonly devices: FleetDevice[] = [];
@@ -49,19 +64,7 @@ export class Fleet {
     mkdirSync(options.dir, { recursive: true });
     const prefix = options.sitePrefix ?? "SITE";
     for (let a = 0; a < options.agents; a++) {
-      const site = `${prefix}-${String(a + 1).padStart(4, "0")}`;
-      const config: AgentConfig = {
-        site,
-        agentId: `agent-${site}`,
-        serial: { paths: [], globs: [], vendorIds: [], productIds: [], scanIntervalMs: 60_000 },
-        ble: { enabled: false },
-        usb: { enabled: false },
-        outbox: { path: join(options.dir, `${site}.outbox.sqlite`) },
-        mqtt: { url: options.brokerUrl },
-        control: { host: "127.0.0.1", port: 0 },
-        timeSync: true,
-      };
-      this.agents.push(new Agent(config));
+      this.agents.push(new Agent(fleetAgentConfig(`${prefix}-${String(a + 1).padStart(4, "0")}`, options.dir, options.brokerUrl)));
     }
     for (let i = 0; i < options.devices; i++) {
       const role = i % 2 === 0 ? "verification" : "result";
